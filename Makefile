@@ -1,0 +1,42 @@
+# Everything a developer or CI runs. `make run` and `make test` work on a fresh Debian machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+APT_PACKAGES := chromium fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+
+.PHONY: install system-deps run test lint bench clean
+
+install: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed: set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,pyppeteer]'
+	touch $@
+
+# Debian's Chromium and fonts (Latin, Cyrillic, CJK, colour emoji); never a downloaded browser.
+system-deps:
+	@if [ -x "$(CHROMIUM)" ] && fc-list 2>/dev/null | grep -qi 'Noto Color Emoji'; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	else echo "Chromium and fonts are missing: run 'sudo apt-get install -y $(APT_PACKAGES)' (or set CHROMIUM=/path/to/chromium) and try again." >&2; exit 1; fi
+
+run: install
+	$(BIN)/screenshot-service demo
+
+test: install
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info
