@@ -1,0 +1,211 @@
+"""The service's exception tree and its one mapping to RFC 9457 problem details.
+
+    ServiceError                     500 internal
+    ├── BadRequest                   400 bad-request
+    ├── Unauthorized                 401 unauthorized
+    ├── Forbidden                    403 forbidden
+    ├── NotFound                     404 not-found
+    │   └── UnknownDashboard         404 unknown-dashboard
+    ├── MethodNotAllowed             405 method-not-allowed
+    ├── BodyTooLarge                 413 body-too-large
+    ├── InvalidRequest               422 invalid-request      (names the field)
+    │   ├── InvalidParameter         422 invalid-parameter
+    │   └── ImageTooLarge            422 image-too-large
+    ├── TooManyRequests              429 rate-limited         (Retry-After)
+    │   └── Busy                     429 busy
+    ├── RenderError                  502 render-failed
+    │   ├── RenderTimeout            504 render-timeout       (names the step)
+    │   └── BrowserUnavailable       503 browser-unavailable
+    └── UpstreamError                502 upstream-error       (Meta's code, subcode, fbtrace id)
+        ├── UpstreamThrottled        503 upstream-throttled   (Retry-After)
+        └── MetaNotConfigured        503 meta-not-configured
+
+Raise these deep down with a public ``detail``; ``problem_response`` is the only place they become HTTP.
+Details are written for the caller: never a secret, a stack trace or a full phone number.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+PROBLEM_TYPE_PREFIX = "urn:screenshot-service:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        self.retry_after = retry_after
+
+    @property
+    def type_uri(self) -> str:
+        """The stable ``type`` of the problem; clients switch on it."""
+        return PROBLEM_TYPE_PREFIX + self.slug
+
+
+class Unauthorized(ServiceError):
+    status, slug, title = 401, "unauthorized", "Missing or wrong API key"
+
+
+class Forbidden(ServiceError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ServiceError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class UnknownDashboard(NotFound):
+    slug, title = "unknown-dashboard", "Unknown dashboard"
+
+
+class BadRequest(ServiceError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class MethodNotAllowed(ServiceError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class BodyTooLarge(ServiceError):
+    status, slug, title = 413, "body-too-large", "Request body too large"
+
+
+class InvalidRequest(ServiceError):
+    status, slug, title = 422, "invalid-request", "Invalid request"
+
+    def __init__(self, detail: str, *, field: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra={"field": field, **(extra or {})})
+        self.field = field
+
+
+class InvalidParameter(InvalidRequest):
+    slug, title = "invalid-parameter", "Invalid dashboard parameter"
+
+
+class ImageTooLarge(InvalidRequest):
+    slug, title = "image-too-large", "Image too large"
+
+
+class TooManyRequests(ServiceError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+class Busy(TooManyRequests):
+    slug, title = "busy", "Service busy"
+
+
+class RenderError(ServiceError):
+    status, slug, title = 502, "render-failed", "Render failed"
+
+
+class RenderTimeout(RenderError):
+    status, slug, title = 504, "render-timeout", "Render timed out"
+
+    def __init__(self, detail: str, *, step: str) -> None:
+        super().__init__(detail, extra={"step": step})
+        self.step = step
+
+
+class BrowserUnavailable(RenderError):
+    status, slug, title = 503, "browser-unavailable", "Browser unavailable"
+
+
+class UpstreamError(ServiceError):
+    status, slug, title = 502, "upstream-error", "WhatsApp upload failed"
+
+
+class UpstreamThrottled(UpstreamError):
+    status, slug, title = 503, "upstream-throttled", "WhatsApp is throttling uploads"
+
+
+class MetaNotConfigured(UpstreamError):
+    status, slug, title = 503, "meta-not-configured", "WhatsApp upload not configured"
+
+
+def problem_body(error: ServiceError, request_id: str | None) -> dict[str, Any]:
+    """The JSON object of a problem-details response for ``error``."""
+    body: dict[str, Any] = {
+        "type": error.type_uri,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
+        **error.extra,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def problem_response(request: Request[Any, Any, Any], error: ServiceError) -> Response[dict[str, Any]]:
+    """Turn one of our errors into an ``application/problem+json`` response."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return Response(
+        problem_body(error, request.scope.get("state", {}).get("request_id")),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _from_http_exception(exc: HTTPException) -> ServiceError:
+    """Translate Litestar's own errors (routing, body decoding, size limits) into our tree."""
+    if isinstance(exc, ValidationException):
+        return _validation_error(exc)
+    if isinstance(exc, NotAuthorizedException):
+        return Unauthorized(exc.detail)
+    if isinstance(exc, NotFoundException):
+        return NotFound("No such route.")
+    if isinstance(exc, MethodNotAllowedException):
+        return MethodNotAllowed("This method is not allowed on this route.")
+    if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        return BodyTooLarge("The request body is too large.")
+    if 400 <= exc.status_code < 500:
+        return BadRequest(exc.detail)
+    return ServiceError("Something went wrong on our side; it has been logged.")
+
+
+def _validation_error(exc: ValidationException) -> InvalidRequest:
+    """Name the first offending field of a body that failed to decode."""
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    message = str(first.get("message") or exc.detail)
+    field = str(first.get("key") or "body")
+    if " - at `$." in message:
+        message, _, path = message.partition(" - at `$.")
+        field = path.rstrip("`")
+    return InvalidRequest(f"{field}: {message}", field=field)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    """Litestar's exceptions as problem details, through the same mapping as ours."""
+    return problem_response(request, _from_http_exception(exc))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The last resort: a bug. Logged in full by the caller, answered without internals."""
+    return problem_response(request, ServiceError("Something went wrong on our side; it has been logged."))

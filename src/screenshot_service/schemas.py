@@ -1,0 +1,80 @@
+"""Request and response bodies of the HTTP API (v1): the contract n8n and the OpenAPI document read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from .settings import ImageFormat
+
+ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class ViewportOverride(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Overrides of the dashboard's viewport; bounds are checked against the service's limits."""
+
+    width: Annotated[int, msgspec.Meta(ge=64)] | None = None
+    height: Annotated[int, msgspec.Meta(ge=64)] | None = None
+    scale: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """What to render: a configured dashboard and its parameters, with optional bounded overrides."""
+
+    dashboard: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    params: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], ParamValue], msgspec.Meta(max_length=32)] = (
+        msgspec.field(default_factory=dict)
+    )
+    url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
+    """A raw URL instead of a dashboard; only when the operator enabled raw URLs."""
+    requester: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    """The WhatsApp number the render is for: allowlisted, rate limited, logged masked."""
+    viewport: ViewportOverride | None = None
+    full_page: bool | None = None
+    selector: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+    format: ImageFormat | None = None
+    quality: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    locale: Annotated[str, msgspec.Meta(min_length=2, max_length=35)] | None = None
+    timeout_ms: Annotated[int, msgspec.Meta(ge=500)] | None = None
+
+
+class MediaResponse(msgspec.Struct, kw_only=True, frozen=True):
+    """A rendered image uploaded to WhatsApp: send it by ``media_id``."""
+
+    media_id: str
+    mime_type: str
+    bytes: int
+    width: int
+    height: int
+    render_ms: int
+    upload_ms: int
+    request_id: str
+    cached: bool = False
+    fitted: str | None = None
+    """How the image was made to fit WhatsApp's size limit, if it had to be (e.g. ``jpeg q85``)."""
+
+
+class ParamInfo(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    default: str | None
+    pattern: str
+    description: str
+
+
+class DashboardInfo(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    title: str
+    description: str
+    params: list[ParamInfo]
+
+
+class DashboardList(msgspec.Struct, kw_only=True, frozen=True):
+    default: str | None
+    dashboards: list[DashboardInfo]
+
+
+class Health(msgspec.Struct, kw_only=True, frozen=True):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)

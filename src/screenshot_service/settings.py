@@ -1,0 +1,249 @@
+"""Typed settings: environment variables (``SCREENSHOT_*``) and the dashboards TOML file, validated once."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+ENV_PREFIX = "SCREENSHOT_"
+DEFAULT_DASHBOARDS = "demo/dashboards.toml"
+
+Engine = Literal["playwright", "pyppeteer"]
+ImageFormat = Literal["png", "jpeg"]
+WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
+
+
+class ConfigError(Exception):
+    """A setting or the dashboards file is wrong; the message names what to fix."""
+
+
+class Secret(str):
+    """A string that never shows itself in ``repr``, logs or tracebacks."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def reveal(self) -> str:
+        """The value itself, for the one place that must send it."""
+        return str.__str__(self)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything the service reads from its environment. Field ``x`` is ``SCREENSHOT_X``."""
+
+    api_keys: dict[str, Secret] = msgspec.field(default_factory=dict)
+    """``name:key`` pairs separated by commas; the name, never the key, is logged."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    public_url: str = ""
+    """Where the service's own pages are reachable (the demo dashboard); defaults to http://host:port."""
+    dashboards_file: str = ""
+    """TOML file of dashboards; empty means the demo dashboards shipped with the package."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    # Browser
+    engine: Engine = "playwright"
+    chromium_path: str = "/usr/bin/chromium"
+    browser_ws_endpoint: str = ""
+    """Connect to a running Chromium over its DevTools WebSocket instead of launching one."""
+    render_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    render_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=120_000)] = 20_000
+    max_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] = 60_000
+
+    # Request limits
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 16_384
+    max_viewport_width: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 3840
+    max_viewport_height: Annotated[int, msgspec.Meta(ge=64, le=16384)] = 4320
+    max_scale: Annotated[float, msgspec.Meta(gt=0, le=4)] = 3.0
+
+    # Meta (WhatsApp Cloud API)
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_api_version: str = "v21.0"
+    meta_phone_number_id: str = ""
+    meta_access_token: Secret = Secret("")
+    meta_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 15_000
+    meta_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 4
+    meta_retry_budget_ms: Annotated[int, msgspec.Meta(ge=0, le=120_000)] = 10_000
+    temp_dir: str = ""
+    """Private directory for images between render and upload; empty means a per-user directory in /tmp."""
+
+    @property
+    def self_url(self) -> str:
+        """Base URL of the service itself, used for the demo dashboard's template."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def meta_configured(self) -> bool:
+        """Whether uploads to Meta can be attempted."""
+        return bool(self.meta_phone_number_id and self.meta_access_token)
+
+
+def _parse_api_keys(raw: str) -> dict[str, Secret]:
+    keys: dict[str, Secret] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, key = item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or len(key) < 16:
+            raise ConfigError(
+                f"{ENV_PREFIX}API_KEYS: each entry must be name:key with a name of letters, digits, '_.-' "
+                "and a key of at least 16 characters"
+            )
+        keys[name] = Secret(key)
+    return keys
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``SCREENSHOT_*`` variables into :class:`Settings`; a wrong value raises :class:`ConfigError`."""
+    env = os.environ if environ is None else environ
+    fields = {f.name for f in msgspec.structs.fields(Settings)}
+    raw: dict[str, object] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key.removeprefix(ENV_PREFIX).lower()
+        if name not in fields:
+            raise ConfigError(f"{key}: unknown setting")
+        raw[name] = _parse_api_keys(value) if name == "api_keys" else value
+    try:
+        return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_secret)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_name_variable(str(exc))) from None
+
+
+def _decode_secret(type_: type, value: object) -> object:
+    if type_ is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError
+
+
+def _name_variable(message: str) -> str:
+    """Turn msgspec's ``... - at `$.port``` into ``SCREENSHOT_PORT: ...``."""
+    match = re.search(r" - at `\$\.(\w+)[^`]*`$", message)
+    if not match:
+        return message
+    return f"{ENV_PREFIX}{match.group(1).upper()}: {message[: match.start()]}"
+
+
+# --- Dashboards file -------------------------------------------------------------------------
+
+
+class Param(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One URL template parameter: its default and the pattern a value must match in full."""
+
+    default: str | None = None
+    pattern: str = r"[A-Za-z0-9_-]{1,64}"
+    description: str = ""
+
+
+class Viewport(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Page size in CSS pixels and device scale factor."""
+
+    width: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 1280
+    height: Annotated[int, msgspec.Meta(ge=64, le=16384)] = 800
+    scale: Annotated[float, msgspec.Meta(gt=0, le=4)] = 1.0
+
+
+class Wait(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """When a page counts as ready; every condition given must hold, in this order."""
+
+    until: WaitUntil = "load"
+    selector: str | None = None
+    """A CSS selector that must be visible."""
+    expression: str | None = None
+    """A JavaScript expression that must become truthy."""
+    network_idle: bool = False
+    delay_ms: Annotated[int, msgspec.Meta(ge=0, le=30_000)] = 0
+
+
+class Cookie(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A cookie set in the dashboard's own browser context; its value comes from an env var."""
+
+    name: str
+    value_env: str
+    path: str = "/"
+
+
+class Dashboard(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A configured dashboard: where it lives, what it takes, and how to capture it."""
+
+    name: str = ""
+    title: str = ""
+    description: str = ""
+    url: str
+    """URL template: ``{param}`` placeholders, and ``{service}`` for the service's own base URL."""
+    params: dict[str, Param] = msgspec.field(default_factory=dict)
+    viewport: Viewport = msgspec.field(default_factory=Viewport)
+    wait: Wait = msgspec.field(default_factory=Wait)
+    selector: str | None = None
+    """Capture only the first element matching this CSS selector."""
+    full_page: bool = False
+    format: ImageFormat = "png"
+    quality: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] | None = None
+    headers_env: dict[str, str] = msgspec.field(default_factory=dict)
+    """Extra HTTP headers: header name -> name of the env var holding its (secret) value."""
+    cookies: list[Cookie] = msgspec.field(default_factory=list)
+    cache_ttl_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class DashboardsFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The dashboards file: a default dashboard and a ``[dashboards.NAME]`` table each."""
+
+    default: str | None = None
+    dashboards: dict[str, Dashboard] = msgspec.field(default_factory=dict)
+
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def load_dashboards(path: str) -> DashboardsFile:
+    """Parse and check the dashboards file; ``""`` loads the demo shipped with the package."""
+    if path:
+        source = Path(path)
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}DASHBOARDS_FILE: cannot read {path}: {exc.strerror}") from None
+    else:
+        data = resources.files("screenshot_service").joinpath(DEFAULT_DASHBOARDS).read_bytes()
+        path = "(demo)"
+    try:
+        parsed = msgspec.toml.decode(data, type=DashboardsFile)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"dashboards file {path}: {exc}") from None
+    dashboards = {name: msgspec.structs.replace(d, name=name, title=d.title or name)
+                  for name, d in parsed.dashboards.items()}
+    for name, dashboard in dashboards.items():
+        _check_dashboard(path, name, dashboard)
+    if parsed.default is not None and parsed.default not in dashboards:
+        raise ConfigError(f"dashboards file {path}: default {parsed.default!r} is not a dashboard")
+    return DashboardsFile(default=parsed.default, dashboards=dashboards)
+
+
+def _check_dashboard(path: str, name: str, dashboard: Dashboard) -> None:
+    where = f"dashboards file {path}: dashboards.{name}"
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_'")
+    placeholders = set(re.findall(r"{(\w+)}", dashboard.url)) - {"service"}
+    if missing := placeholders - dashboard.params.keys():
+        raise ConfigError(f"{where}.url: placeholders without a param: {', '.join(sorted(missing))}")
+    for pname, param in dashboard.params.items():
+        try:
+            pattern = re.compile(param.pattern)
+        except re.error as exc:
+            raise ConfigError(f"{where}.params.{pname}.pattern: {exc}") from None
+        if param.default is not None and not pattern.fullmatch(param.default):
+            raise ConfigError(f"{where}.params.{pname}.default does not match its pattern")
+    for env_name in [*dashboard.headers_env.values(), *(c.value_env for c in dashboard.cookies)]:
+        if env_name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {env_name} is not set")
