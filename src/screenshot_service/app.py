@@ -1,0 +1,131 @@
+"""Composition root: builds the Litestar app from settings, wires plugins, and owns the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar, Request, Response, Router
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+
+from . import __version__, metrics
+from .auth import ApiKeyMiddleware, ApiKeys
+from .browser import BrowserPool, EngineFactory
+from .dashboards import Catalog
+from .engines import create_engine
+from .errors import PROBLEM_MEDIA_TYPE, ServiceError, from_http_exception, problem_body
+from .logs import RequestIdMiddleware, structlog_config
+from .render import Renderer
+from .routes import dashboards, demo, health, renders
+from .settings import ConfigError, Settings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    catalog: Catalog | None = None,
+    *,
+    engine_factory: EngineFactory = create_engine,
+) -> Litestar:
+    """Build the service for ``settings``; tests build their own apps the same way."""
+    if not settings.api_keys:
+        raise ConfigError("SCREENSHOT_API_KEYS: at least one API key is needed (name:key, comma separated)")
+    catalog = catalog or Catalog.load(settings)
+    pool = BrowserPool(settings, engine_factory)
+    renderer = Renderer(catalog, pool)
+    metrics.BROWSER_CONTEXTS.set_function(lambda: pool.open_targets()[0])
+    metrics.BROWSER_PAGES.set_function(lambda: pool.open_targets()[1])
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    api = Router(
+        "/v1",
+        route_handlers=[renders.create_render, dashboards.list_dashboards],
+        middleware=[DefineMiddleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys))],
+        security=[{"apiKey": []}],
+        tags=["v1"],
+    )
+    prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
+    return Litestar(
+        route_handlers=[api, health.healthz, health.readyz, demo.demo_page, demo.demo_data, PrometheusController],
+        dependencies={
+            "renderer": Provide(lambda: renderer, use_cache=True, sync_to_thread=False),
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        middleware=[RequestIdMiddleware, prometheus.middleware],
+        plugins=[
+            StructlogPlugin(
+                StructlogConfig(
+                    structlog_logging_config=structlog_config(settings.log_level, settings.log_format),
+                    enable_middleware_logging=False,
+                )
+            ),
+            ProblemDetailsPlugin(
+                ProblemDetailsConfig(
+                    exception_handler=_problem_handler,
+                    exception_to_problem_detail_map={
+                        ServiceError: _to_problem,
+                        HTTPException: lambda exc: _to_problem(from_http_exception(exc)),
+                    },
+                )
+            ),
+        ],
+        exception_handlers={Exception: _internal_error},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Dashboard screenshot service",
+            version=__version__,
+            description="Renders configured dashboards to PNG and uploads them to WhatsApp for an n8n bot.",
+            path="/openapi",
+            components=Components(
+                security_schemes={"apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")}
+            ),
+        ),
+    )
+
+
+def _to_problem(error: ServiceError) -> ProblemDetailsException:
+    body = problem_body(error, None)
+    return ProblemDetailsException(
+        detail=error.detail,
+        status_code=error.status,
+        type_=body.pop("type"),
+        title=body.pop("title"),
+        extra={k: v for k, v in body.items() if k not in {"status", "detail"}},
+        headers={"Retry-After": str(error.retry_after)} if error.retry_after is not None else None,
+    )
+
+
+def _problem_handler(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+    """Litestar's problem response, with the request id every problem carries."""
+    response = exc.to_response(request)
+    if request_id := request.scope.get("state", {}).get("request_id"):
+        response.content["request_id"] = request_id
+    return response
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug: logged in full here, answered without internals."""
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    error = ServiceError("Something went wrong on our side; it has been logged.")
+    return _problem_handler(request, _to_problem(error))
+
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "create_app"]

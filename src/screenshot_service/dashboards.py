@@ -1,0 +1,158 @@
+"""The dashboard registry: turns a render request into a checked plan (URL, context, capture)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+import msgspec
+
+from .engines import CaptureSpec, ContextSpec
+from .errors import Forbidden, InvalidParameter, InvalidRequest, UnknownDashboard
+from .schemas import DashboardInfo, DashboardList, ParamInfo, RenderRequest
+from .settings import Dashboard, DashboardsFile, Secret, Settings, load_dashboards
+
+N = TypeVar("N", int, float)
+
+
+class RenderPlan(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything one render needs, checked: what the browser is asked to do and under which limits."""
+
+    dashboard: str
+    context_key: str | None
+    """Key of the shared context to render in; None for a fresh one."""
+    context: ContextSpec
+    capture: CaptureSpec
+    timeout_ms: int
+
+    @property
+    def mime_type(self) -> str:
+        return f"image/{self.capture.format}"
+
+
+class Catalog:
+    """The configured dashboards, with the secret values their headers and cookies need."""
+
+    def __init__(self, file: DashboardsFile, secrets: Mapping[str, Secret], settings: Settings) -> None:
+        self._dashboards = file.dashboards
+        self.default = file.default
+        self._secrets = dict(secrets)
+        self._settings = settings
+
+    @classmethod
+    def load(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> Catalog:
+        """Read the dashboards file named by the settings and the env vars its secrets come from."""
+        env = os.environ if environ is None else environ
+        file = load_dashboards(settings.dashboards_file, env)
+        needed = {
+            name
+            for d in file.dashboards.values()
+            for name in [*d.headers_env.values(), *(c.value_env for c in d.cookies)]
+        }
+        return cls(file, {name: Secret(env[name]) for name in needed}, settings)
+
+    def describe(self) -> DashboardList:
+        """The public view of the catalog: names, titles and parameters, never URLs or secrets."""
+        return DashboardList(
+            default=self.default,
+            dashboards=[
+                DashboardInfo(
+                    name=d.name,
+                    title=d.title,
+                    description=d.description,
+                    params=[
+                        ParamInfo(name=n, default=p.default, pattern=p.pattern, description=p.description)
+                        for n, p in d.params.items()
+                    ],
+                )
+                for d in self._dashboards.values()
+            ],
+        )
+
+    def plan(self, request: RenderRequest) -> RenderPlan:
+        """Check a request against its dashboard and the service's limits; raise a 4xx error if wrong."""
+        if request.url is not None:
+            raise Forbidden("Raw URLs are not enabled on this service; name a dashboard instead.")
+        name = request.dashboard or self.default
+        if name is None:
+            raise InvalidRequest("Name a dashboard; this service has no default.", field="dashboard")
+        dashboard = self._dashboards.get(name)
+        if dashboard is None:
+            raise UnknownDashboard(f"There is no dashboard named {name!r}; GET /v1/dashboards lists them.")
+        return self._plan_dashboard(dashboard, request)
+
+    def _plan_dashboard(self, dashboard: Dashboard, request: RenderRequest) -> RenderPlan:
+        settings = self._settings
+        url = self._build_url(dashboard, request.params)
+        view = request.viewport
+        width = _bounded("viewport.width", view and view.width, dashboard.viewport.width, settings.max_viewport_width)
+        height = _bounded(
+            "viewport.height", view and view.height, dashboard.viewport.height, settings.max_viewport_height
+        )
+        scale = _bounded("viewport.scale", view and view.scale, dashboard.viewport.scale, settings.max_scale)
+        timeout_ms = _bounded(
+            "timeout_ms", request.timeout_ms, dashboard.timeout_ms or settings.render_timeout_ms, settings.max_timeout_ms
+        )
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        context = ContextSpec(
+            width=width,
+            height=height,
+            scale=scale,
+            timezone=request.timezone or dashboard.timezone,
+            locale=request.locale or dashboard.locale,
+            headers={header: self._secrets[env].reveal() for header, env in dashboard.headers_env.items()},
+            cookies=[(c.name, self._secrets[c.value_env].reveal(), origin, c.path) for c in dashboard.cookies],
+        )
+        fmt = request.format or dashboard.format
+        capture = CaptureSpec(
+            url=url,
+            width=width,
+            height=height,
+            wait=dashboard.wait,
+            selector=request.selector or dashboard.selector,
+            full_page=dashboard.full_page if request.full_page is None else request.full_page,
+            format=fmt,
+            quality=(request.quality or dashboard.quality or 85) if fmt == "jpeg" else None,
+        )
+        # Viewport size is per page; scale, timezone and locale are per context, so overriding them
+        # needs a fresh context rather than a change to the dashboard's shared one.
+        shared = (scale, context.timezone, context.locale) == (
+            dashboard.viewport.scale,
+            dashboard.timezone,
+            dashboard.locale,
+        )
+        return RenderPlan(
+            dashboard=dashboard.name,
+            context_key=dashboard.name if shared else None,
+            context=context,
+            capture=capture,
+            timeout_ms=timeout_ms,
+        )
+
+    def _build_url(self, dashboard: Dashboard, params: Mapping[str, str]) -> str:
+        if unknown := sorted(params.keys() - dashboard.params.keys()):
+            raise InvalidParameter(
+                f"Dashboard {dashboard.name!r} has no parameter {unknown[0]!r}.", field=f"params.{unknown[0]}"
+            )
+        values: dict[str, str] = {"service": self._settings.self_url}
+        for pname, param in dashboard.params.items():
+            value = params.get(pname, param.default)
+            if value is None:
+                raise InvalidParameter(f"Parameter {pname!r} is required.", field=f"params.{pname}")
+            if not re.fullmatch(param.pattern, value):
+                raise InvalidParameter(
+                    f"Parameter {pname!r} must match {param.pattern}.", field=f"params.{pname}"
+                )
+            values[pname] = quote(value, safe="")
+        return dashboard.url.format_map(values)
+
+
+def _bounded(field: str, value: N | None, default: N, limit: N) -> N:
+    if value is None:
+        return default
+    if value > limit:
+        raise InvalidRequest(f"{field} must be at most {limit}.", field=field)
+    return value

@@ -1,0 +1,171 @@
+"""The default engine: Playwright for Python driving the system's Chromium (never a downloaded one)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
+
+from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..settings import Settings
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, capture_page
+
+
+class PlaywrightEngine:
+    """One Chromium, launched from ``chromium_path`` or reached over ``browser_ws_endpoint``."""
+
+    name = "playwright"
+
+    def __init__(self, settings: Settings, on_disconnect: Callable[[], None]) -> None:
+        self._settings = settings
+        self._on_disconnect = on_disconnect
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    async def start(self) -> None:
+        self._playwright = await async_playwright().start()
+        chromium = self._playwright.chromium
+        try:
+            if self._settings.browser_ws_endpoint:
+                self._browser = await chromium.connect_over_cdp(self._settings.browser_ws_endpoint, timeout=15_000)
+            else:
+                self._browser = await chromium.launch(
+                    executable_path=self._settings.chromium_path,
+                    args=list(CHROMIUM_ARGS),
+                    # The server owns its signals; Playwright must not install handlers of its own.
+                    handle_sigint=False,
+                    handle_sigterm=False,
+                    handle_sighup=False,
+                    timeout=30_000,
+                )
+        except PlaywrightError as exc:
+            await self.close()
+            raise BrowserUnavailable(f"Chromium could not be started: {_first_line(exc)}") from exc
+        self._browser.on("disconnected", lambda _: self._on_disconnect())
+
+    async def close(self) -> None:
+        browser, self._browser = self._browser, None
+        playwright, self._playwright = self._playwright, None
+        try:
+            if browser is not None:
+                await browser.close()
+        except PlaywrightError:
+            pass  # already gone: nothing left to close
+        finally:
+            if playwright is not None:
+                await playwright.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._browser is not None and self._browser.is_connected()
+
+    def open_targets(self) -> tuple[int, int]:
+        contexts = self._browser.contexts if self._browser is not None else []
+        return len(contexts), sum(len(context.pages) for context in contexts)
+
+    async def new_context(self, spec: ContextSpec) -> PlaywrightContext:
+        if self._browser is None or not self._browser.is_connected():
+            raise BrowserUnavailable("The browser is not running; it is being restarted.")
+        try:
+            context = await self._browser.new_context(
+                viewport={"width": spec.width, "height": spec.height},
+                device_scale_factor=spec.scale,
+                timezone_id=spec.timezone,
+                locale=spec.locale,
+                extra_http_headers=spec.headers or None,
+                service_workers="block",
+            )
+            if spec.cookies:
+                await context.add_cookies(
+                    [{"name": n, "value": v, "url": u, "path": p} for n, v, u, p in spec.cookies]  # type: ignore[typeddict-item]
+                )
+        except PlaywrightError as exc:
+            raise _translate(exc, "context") from exc
+        return PlaywrightContext(context)
+
+
+class PlaywrightContext:
+    """A Playwright browser context; each capture gets a new page in it."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self._context = context
+
+    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
+        try:
+            page = await deadline.run("open-page", lambda t: self._context.new_page())
+        except PlaywrightError as exc:
+            raise _translate(exc, "open-page") from exc
+        try:
+            return await capture_page(_PlaywrightPage(page), spec, deadline)
+        finally:
+            try:
+                await page.close()
+            except PlaywrightError:
+                pass  # the page died with its browser; nothing is left to close
+
+    async def close(self) -> None:
+        try:
+            await self._context.close()
+        except PlaywrightError:
+            pass  # closed with its browser
+
+
+class _PlaywrightPage:
+    """Page primitives with Playwright's errors translated into ours."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+
+    async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
+        response = await self._call("navigate", self._page.goto(url, wait_until=until, timeout=timeout_ms))  # type: ignore[arg-type]
+        return None if response is None else response.status
+
+    async def wait_network_idle(self, timeout_ms: float) -> None:
+        await self._call("network-idle", self._page.wait_for_load_state("networkidle", timeout=timeout_ms))
+
+    async def wait_selector(self, selector: str, timeout_ms: float) -> None:
+        await self._call("selector", self._page.wait_for_selector(selector, state="visible", timeout=timeout_ms))
+
+    async def wait_expression(self, expression: str, timeout_ms: float) -> None:
+        await self._call("expression", self._page.wait_for_function(expression, timeout=timeout_ms))
+
+    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes:
+        if (self._page.viewport_size or {}) != {"width": spec.width, "height": spec.height}:
+            await self._page.set_viewport_size({"width": spec.width, "height": spec.height})
+        options: dict[str, Any] = {"type": spec.format, "timeout": timeout_ms, "animations": "disabled"}
+        if spec.format == "jpeg" and spec.quality is not None:
+            options["quality"] = spec.quality
+        if spec.selector:
+            locator = self._page.locator(spec.selector).first
+            return await self._call("capture", locator.screenshot(**options))
+        return await self._call("capture", self._page.screenshot(full_page=spec.full_page, **options))
+
+    async def close(self) -> None:
+        await self._page.close()
+
+    @staticmethod
+    async def _call(step: str, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except PlaywrightError as exc:
+            raise _translate(exc, step) from exc
+
+
+def _translate(exc: PlaywrightError, step: str) -> Exception:
+    """Playwright's errors as ours; the caller sees the step and a network error code, not internals."""
+    if isinstance(exc, PlaywrightTimeout):
+        return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
+    if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
+        return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
+    if match := re.search(r"net::ERR_[A-Z_]+", exc.message):
+        return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
+    return RenderError(f"The browser failed at step '{step}'.", extra={"step": step})
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -1,0 +1,279 @@
+"""The optional second engine: pyppeteer (``[pyppeteer]`` extra) with its known hazards fenced off.
+
+pyppeteer's own launcher replaces the server's signal handlers, blocks the event loop while it polls
+for Chromium, and leaves ``<defunct>`` processes; so we start Chromium ourselves in its own process
+group, connect pyppeteer to it, bound every call (``Deadline.run``), and treat a connection that stops
+answering after a cancelled call as a dead browser, which the pool relaunches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import pyppeteer
+from pyppeteer.errors import PyppeteerError
+from pyppeteer.errors import TimeoutError as PyppeteerTimeout
+
+from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..settings import Settings
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, capture_page
+
+_DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
+_UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
+
+
+class PyppeteerEngine:
+    """One Chromium we launch and reap ourselves, driven through pyppeteer's DevTools connection."""
+
+    name = "pyppeteer"
+
+    def __init__(self, settings: Settings, on_disconnect: Callable[[], None]) -> None:
+        self._settings = settings
+        self._on_disconnect = on_disconnect
+        self._process: asyncio.subprocess.Process | None = None
+        self._profile: str | None = None
+        self._browser: Any = None
+        self._dead = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._dead = False
+        endpoint = self._settings.browser_ws_endpoint or await self._launch()
+        try:
+            self._browser = await asyncio.wait_for(
+                pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None), 15
+            )
+        except (PyppeteerError, OSError, TimeoutError) as exc:
+            await self.close()
+            raise BrowserUnavailable("Chromium could not be reached over DevTools.") from exc
+        self._browser.on("disconnected", self._lost)
+
+    async def _launch(self) -> str:
+        self._profile = tempfile.mkdtemp(prefix="screenshot-chromium-")
+        args = [a for a in CHROMIUM_ARGS if not a.startswith("--headless")]
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                self._settings.chromium_path,
+                "--headless",
+                *args,
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self._profile}",
+                "about:blank",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: killed whole, never orphaned
+            )
+            assert self._process.stderr is not None
+            endpoint = await asyncio.wait_for(_read_endpoint(self._process.stderr), 30)
+        except (OSError, TimeoutError, EOFError) as exc:
+            await self.close()
+            raise BrowserUnavailable("Chromium could not be started.") from exc
+        self._spawn(_drain(self._process.stderr))
+        self._spawn(self._watch(self._process))
+        return endpoint
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> None:
+        await process.wait()
+        if process is self._process:
+            self._lost()
+
+    def _lost(self, *_: object) -> None:
+        if not self._dead:
+            self._dead = True
+            self._on_disconnect()
+
+    async def close(self) -> None:
+        self._dead = True
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
+                await asyncio.wait_for(browser.disconnect(), 5)
+        process, self._process = self._process, None
+        if process is not None:
+            await _stop_group(process)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._profile:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            self._profile = None
+
+    @property
+    def connected(self) -> bool:
+        return self._browser is not None and not self._dead and self._browser._connection._connected
+
+    def open_targets(self) -> tuple[int, int]:
+        if self._browser is None:
+            return 0, 0
+        # The default context and its initial about:blank page are the browser's own, not ours.
+        contexts = len(self._browser.browserContexts) - 1
+        pages = sum(1 for t in self._browser.targets() if t.type == "page" and t.browserContext.isIncognito())
+        return contexts, pages
+
+    async def new_context(self, spec: ContextSpec) -> PyppeteerContext:
+        if not self.connected:
+            raise BrowserUnavailable("The browser is not running; it is being restarted.")
+        try:
+            context = await asyncio.wait_for(self._browser.createIncognitoBrowserContext(), 10)
+        except (PyppeteerError, TimeoutError) as exc:
+            await self._check_alive()
+            raise BrowserUnavailable("The browser did not open a context.") from exc
+        return PyppeteerContext(self, context, spec)
+
+    async def _check_alive(self) -> None:
+        """After a failed or cancelled call: a connection that no longer answers is a dead browser."""
+        if self._browser is None or self._dead:
+            return
+        try:
+            await asyncio.wait_for(self._browser.version(), 2)
+        except (PyppeteerError, OSError, TimeoutError, asyncio.InvalidStateError):
+            self._lost()
+
+
+class PyppeteerContext:
+    """An incognito context; pyppeteer sets headers, cookies and emulation per page, so we do it here."""
+
+    def __init__(self, engine: PyppeteerEngine, context: Any, spec: ContextSpec) -> None:
+        self._engine = engine
+        self._context = context
+        self._spec = spec
+
+    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
+        page: Any = None
+        try:
+            page = await deadline.run("open-page", lambda t: self._context.newPage())
+            await deadline.run("open-page", lambda t: self._prepare(page))
+            return await capture_page(_PyppeteerPage(page), spec, deadline)
+        except PyppeteerError as exc:
+            await self._engine._check_alive()
+            raise _translate(exc, "capture") from exc
+        except RenderTimeout:
+            await self._engine._check_alive()
+            raise
+        finally:
+            if page is not None:
+                with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
+                    await asyncio.wait_for(page.close(), 5)
+
+    async def _prepare(self, page: Any) -> None:
+        spec = self._spec
+        await page.setViewport({"width": spec.width, "height": spec.height, "deviceScaleFactor": spec.scale})
+        if spec.headers:
+            await page.setExtraHTTPHeaders(spec.headers)
+        if spec.timezone:
+            await page._client.send("Emulation.setTimezoneOverride", {"timezoneId": spec.timezone})
+        if spec.locale:
+            await page._client.send("Emulation.setLocaleOverride", {"locale": spec.locale})
+        for name, value, url, path in spec.cookies:
+            await page.setCookie({"name": name, "value": value, "url": url, "path": path})
+
+    async def close(self) -> None:
+        with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
+            await asyncio.wait_for(self._context.close(), 5)
+
+
+class _PyppeteerPage:
+    """Page primitives; pyppeteer has no network-idle wait after navigation, so requests are counted."""
+
+    def __init__(self, page: Any) -> None:
+        self._page = page
+        self._inflight = 0
+        self._changed = asyncio.Event()
+        page.on("request", lambda _: self._count(1))
+        page.on("requestfinished", lambda _: self._count(-1))
+        page.on("requestfailed", lambda _: self._count(-1))
+
+    def _count(self, delta: int) -> None:
+        self._inflight = max(0, self._inflight + delta)
+        self._changed.set()
+
+    async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
+        response = await self._page.goto(url, waitUntil=_UNTIL[until], timeout=timeout_ms)
+        return None if response is None else int(response.status)
+
+    async def wait_network_idle(self, timeout_ms: float) -> None:
+        # Idle as Playwright means it: no request in flight for 500 ms. Bounded by the caller's deadline.
+        while True:
+            self._changed.clear()
+            if self._inflight == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.5)
+                    continue
+                return
+            await self._changed.wait()
+
+    async def wait_selector(self, selector: str, timeout_ms: float) -> None:
+        await self._page.waitForSelector(selector, visible=True, timeout=timeout_ms)
+
+    async def wait_expression(self, expression: str, timeout_ms: float) -> None:
+        await self._page.waitForFunction(expression, timeout=timeout_ms)
+
+    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes:
+        viewport = self._page.viewport or {}
+        if (viewport.get("width"), viewport.get("height")) != (spec.width, spec.height):
+            await self._page.setViewport({**viewport, "width": spec.width, "height": spec.height})
+        options: dict[str, Any] = {"type": spec.format}
+        if spec.format == "jpeg" and spec.quality is not None:
+            options["quality"] = spec.quality
+        target = self._page
+        if spec.selector:
+            target = await self._page.querySelector(spec.selector)
+            if target is None:
+                raise RenderError(f"No element matches the clip selector {spec.selector!r}.", extra={"step": "capture"})
+        else:
+            options["fullPage"] = spec.full_page
+        data = await target.screenshot(options)
+        return bytes(data)
+
+    async def close(self) -> None:
+        await self._page.close()
+
+
+def _translate(exc: PyppeteerError, step: str) -> Exception:
+    if isinstance(exc, PyppeteerTimeout):
+        return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
+    message = str(exc)
+    if match := re.search(r"net::ERR_[A-Z_]+", message):
+        return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
+    if "closed" in message.lower() or "crash" in message.lower():
+        return BrowserUnavailable("The browser or page went away during the render.")
+    return RenderError("The browser failed during the render.", extra={"step": step})
+
+
+async def _read_endpoint(stream: asyncio.StreamReader) -> str:
+    while line := await stream.readline():
+        if match := _DEVTOOLS_RE.search(line):
+            return match.group(1).decode()
+    raise EOFError("Chromium exited before it printed its DevTools address")
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
+
+
+async def _stop_group(process: asyncio.subprocess.Process) -> None:
+    """Terminate Chromium's whole process group, then kill what is left, and reap it."""
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            await asyncio.wait_for(process.wait(), wait_s)
+        except TimeoutError:
+            continue
+        break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser process

@@ -1,0 +1,70 @@
+"""Structured JSON logs: structlog configuration, request ids, and masking of what must not be logged."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sys
+from typing import Any
+
+import structlog
+from litestar.logging.config import StructLoggingConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.typing import Processor
+
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def structlog_config(level: str, fmt: str) -> StructLoggingConfig:
+    """Structlog as the service logs: one JSON object a line on stdout, request context merged in."""
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Plain-text tracebacks: structured ones would carry local variables, and with them secrets.
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(),
+    ]
+    return StructLoggingConfig(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        log_exceptions="never",  # unexpected errors are logged once, by the internal-error handler
+    )
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's ``X-Request-ID`` if well-formed), binds it to the log
+    context, and returns it in the response header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = offered if _REQUEST_ID_RE.fullmatch(offered) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-unknown-key]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
+
+
+def bind(**values: Any) -> None:
+    """Add fields to every log line of the current request."""
+    structlog.contextvars.bind_contextvars(**values)

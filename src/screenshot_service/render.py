@@ -1,0 +1,62 @@
+"""One render, end to end: plan the request, run it in the browser pool, measure and log it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import structlog
+
+from . import metrics
+from .browser import BrowserPool
+from .dashboards import Catalog, RenderPlan
+from .engines import Deadline
+from .errors import ServiceError
+from .schemas import RenderRequest
+
+log = structlog.get_logger(__name__)
+
+
+class Rendered(msgspec.Struct, kw_only=True, frozen=True):
+    """Image bytes and what it took to make them."""
+
+    data: bytes
+    mime_type: str
+    dashboard: str
+    render_ms: int
+
+
+class Renderer:
+    """Turns render requests into images; the routes call this and nothing below it."""
+
+    def __init__(self, catalog: Catalog, pool: BrowserPool) -> None:
+        self.catalog = catalog
+        self.pool = pool
+
+    def plan(self, request: RenderRequest) -> RenderPlan:
+        """Check a request; raises a 4xx error before any browser work is done."""
+        return self.catalog.plan(request)
+
+    async def render(self, plan: RenderPlan) -> Rendered:
+        """Render a checked plan within its deadline; one log line and metrics whatever the outcome."""
+        started = time.perf_counter()
+        outcome = "error"
+        metrics.RENDERS_IN_FLIGHT.inc()
+        try:
+            data = await self.pool.render(plan.context_key, plan.context, plan.capture, Deadline(plan.timeout_ms))
+            outcome = "ok"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except ServiceError as exc:
+            outcome = exc.slug
+            raise
+        finally:
+            metrics.RENDERS_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            metrics.RENDER_SECONDS.labels(plan.dashboard, outcome).observe(elapsed)
+            metrics.RENDERS.labels(plan.dashboard, outcome).inc()
+            log.info("render", dashboard=plan.dashboard, outcome=outcome, render_ms=round(elapsed * 1000))
+        metrics.IMAGE_BYTES.observe(len(data))
+        return Rendered(data=data, mime_type=plan.mime_type, dashboard=plan.dashboard, render_ms=round(elapsed * 1000))

@@ -1,0 +1,42 @@
+"""``POST /v1/renders``: render a dashboard and answer with the image itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.openapi.spec import Example
+from litestar.params import Body
+from typing_extensions import Annotated
+
+from ..logs import bind
+from ..render import Renderer
+from ..schemas import RenderRequest
+
+RENDER_EXAMPLE = Example(
+    summary="The sales dashboard for the last 7 days",
+    value={"dashboard": "sales", "params": {"range": "7d"}, "requester": "97699112233"},
+)
+
+
+@post(
+    "/renders",
+    summary="Render a dashboard to an image",
+    description="Answers with the PNG (or JPEG) bytes. Errors are RFC 9457 problem details.",
+    status_code=200,
+    media_type="image/png",
+    responses={},
+)
+async def create_render(
+    request: Request[str, None, Any],
+    data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],
+    renderer: Renderer,
+) -> Response[bytes]:
+    plan = renderer.plan(data)
+    bind(key=request.user, dashboard=plan.dashboard)
+    rendered = await renderer.render(plan)
+    return Response(
+        rendered.data,
+        media_type=rendered.mime_type,
+        headers={"Cache-Control": "no-store", "X-Render-Ms": str(rendered.render_ms)},
+    )
