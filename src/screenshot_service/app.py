@@ -13,7 +13,11 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 
@@ -63,7 +67,14 @@ def create_app(
     )
     prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
     return Litestar(
-        route_handlers=[api, health.healthz, health.readyz, demo.demo_page, demo.demo_data, PrometheusController],
+        route_handlers=[
+            api,
+            health.healthz,
+            health.readyz,
+            demo.demo_page,
+            demo.demo_data,
+            PrometheusController,
+        ],
         dependencies={
             "renderer": Provide(lambda: renderer, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
@@ -95,7 +106,9 @@ def create_app(
             description="Renders configured dashboards to PNG and uploads them to WhatsApp for an n8n bot.",
             path="/openapi",
             components=Components(
-                security_schemes={"apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")}
+                security_schemes={
+                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")
+                }
             ),
         ),
     )

@@ -1,10 +1,11 @@
-"""API-key authentication for ``/v1/*``: ``X-API-Key`` or ``Authorization: Bearer``, compared in constant time."""
+"""API-key authentication for ``/v1/*``: ``X-API-Key`` or a bearer token, compared in constant time."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -38,7 +39,7 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-def presented_key(connection: ASGIConnection[object, object, object, object]) -> str | None:
+def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The key a request presents, from ``X-API-Key`` or a bearer token."""
     if key := connection.headers.get("x-api-key"):
         return key
@@ -54,7 +55,7 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         self._keys = keys
 
     async def authenticate_request(
-        self, connection: ASGIConnection[object, object, object, object]
+        self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         key = presented_key(connection)
         if key is None:

@@ -85,7 +85,9 @@ class BrowserPool:
                 self._contexts[key] = context
             return context
 
-    async def render(self, key: str | None, context: ContextSpec, capture: CaptureSpec, deadline: Deadline) -> bytes:
+    async def render(
+        self, key: str | None, context: ContextSpec, capture: CaptureSpec, deadline: Deadline
+    ) -> bytes:
         """Capture one page in a render slot; pages (and a keyless context) are closed on every path."""
         async with self._slots:
             engine = await deadline.run("browser", lambda _: self._ensure_engine())

@@ -19,7 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service (settings from SCREENSHOT_* variables)")
     commands.add_parser("demo", help="run the service with a fresh API key and print a curl to try it")
-    commands.add_parser("check-config", help="validate the settings and dashboards, print them with secrets hidden")
+    commands.add_parser(
+        "check-config", help="validate the settings and dashboards, print them with secrets hidden"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "check-config":
@@ -57,9 +59,13 @@ def check_config() -> int:
     settings = load_settings()
     catalog = Catalog.load(settings)
     shown = msgspec.to_builtins(settings, enc_hook=str)
-    shown["api_keys"] = {name: "**********" for name in settings.api_keys}
+    shown["api_keys"] = dict.fromkeys(settings.api_keys, "**********")
     shown["meta_access_token"] = "**********" if settings.meta_access_token else ""
-    print(msgspec.json.format(msgspec.json.encode({"settings": shown, "dashboards": catalog.describe()})).decode())
+    print(
+        msgspec.json.format(
+            msgspec.json.encode({"settings": shown, "dashboards": catalog.describe()})
+        ).decode()
+    )
     return 0
 
 
@@ -81,8 +87,6 @@ Then open sales.png. The dashboard itself: {base}/demo/sales?range=7d   API docs
         flush=True,
     )
     return serve(settings)
-
-
 
 
 if __name__ == "__main__":

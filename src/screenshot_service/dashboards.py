@@ -12,10 +12,10 @@ import msgspec
 
 from .engines import CaptureSpec, ContextSpec
 from .errors import Forbidden, InvalidParameter, InvalidRequest, UnknownDashboard
-from .schemas import DashboardInfo, DashboardList, ParamInfo, RenderRequest
+from .schemas import DashboardInfo, DashboardList, ParamInfo, RenderRequest, ViewportOverride
 from .settings import Dashboard, DashboardsFile, Secret, Settings, load_dashboards
 
-N = TypeVar("N", int, float)
+N = TypeVar("N", bound=float)
 
 
 class RenderPlan(msgspec.Struct, kw_only=True, frozen=True):
@@ -87,14 +87,17 @@ class Catalog:
     def _plan_dashboard(self, dashboard: Dashboard, request: RenderRequest) -> RenderPlan:
         settings = self._settings
         url = self._build_url(dashboard, request.params)
-        view = request.viewport
-        width = _bounded("viewport.width", view and view.width, dashboard.viewport.width, settings.max_viewport_width)
+        view = request.viewport or ViewportOverride()
+        width = _bounded("viewport.width", view.width, dashboard.viewport.width, settings.max_viewport_width)
         height = _bounded(
-            "viewport.height", view and view.height, dashboard.viewport.height, settings.max_viewport_height
+            "viewport.height", view.height, dashboard.viewport.height, settings.max_viewport_height
         )
-        scale = _bounded("viewport.scale", view and view.scale, dashboard.viewport.scale, settings.max_scale)
+        scale = _bounded("viewport.scale", view.scale, dashboard.viewport.scale, settings.max_scale)
         timeout_ms = _bounded(
-            "timeout_ms", request.timeout_ms, dashboard.timeout_ms or settings.render_timeout_ms, settings.max_timeout_ms
+            "timeout_ms",
+            request.timeout_ms,
+            dashboard.timeout_ms or settings.render_timeout_ms,
+            settings.max_timeout_ms,
         )
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         context = ContextSpec(
@@ -104,7 +107,9 @@ class Catalog:
             timezone=request.timezone or dashboard.timezone,
             locale=request.locale or dashboard.locale,
             headers={header: self._secrets[env].reveal() for header, env in dashboard.headers_env.items()},
-            cookies=[(c.name, self._secrets[c.value_env].reveal(), origin, c.path) for c in dashboard.cookies],
+            cookies=[
+                (c.name, self._secrets[c.value_env].reveal(), origin, c.path) for c in dashboard.cookies
+            ],
         )
         fmt = request.format or dashboard.format
         capture = CaptureSpec(

@@ -15,7 +15,9 @@ RENDERS_IN_FLIGHT = Gauge("screenshot_renders_in_flight", "Renders running or wa
 BROWSER_RESTARTS = Counter("screenshot_browser_restarts_total", "Times the browser was relaunched.")
 BROWSER_CONTEXTS = Gauge("screenshot_browser_contexts_open", "Browser contexts open in Chromium.")
 BROWSER_PAGES = Gauge("screenshot_browser_pages_open", "Pages open in Chromium.")
-AUTH_FAILURES = Counter("screenshot_auth_failures_total", "Requests refused for a missing or wrong API key.", ["reason"])
+AUTH_FAILURES = Counter(
+    "screenshot_auth_failures_total", "Requests refused for a missing or wrong API key.", ["reason"]
+)
 IMAGE_BYTES = Histogram(
     "screenshot_image_bytes",
     "Size of rendered images.",

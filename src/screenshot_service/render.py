@@ -44,7 +44,9 @@ class Renderer:
         outcome = "error"
         metrics.RENDERS_IN_FLIGHT.inc()
         try:
-            data = await self.pool.render(plan.context_key, plan.context, plan.capture, Deadline(plan.timeout_ms))
+            data = await self.pool.render(
+                plan.context_key, plan.context, plan.capture, Deadline(plan.timeout_ms)
+            )
             outcome = "ok"
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -59,4 +61,6 @@ class Renderer:
             metrics.RENDERS.labels(plan.dashboard, outcome).inc()
             log.info("render", dashboard=plan.dashboard, outcome=outcome, render_ms=round(elapsed * 1000))
         metrics.IMAGE_BYTES.observe(len(data))
-        return Rendered(data=data, mime_type=plan.mime_type, dashboard=plan.dashboard, render_ms=round(elapsed * 1000))
+        return Rendered(
+            data=data, mime_type=plan.mime_type, dashboard=plan.dashboard, render_ms=round(elapsed * 1000)
+        )

@@ -221,8 +221,10 @@ def load_dashboards(path: str, environ: Mapping[str, str]) -> DashboardsFile:
         parsed = msgspec.toml.decode(data, type=DashboardsFile)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"dashboards file {path}: {exc}") from None
-    dashboards = {name: msgspec.structs.replace(d, name=name, title=d.title or name)
-                  for name, d in parsed.dashboards.items()}
+    dashboards = {
+        name: msgspec.structs.replace(d, name=name, title=d.title or name)
+        for name, d in parsed.dashboards.items()
+    }
     for name, dashboard in dashboards.items():
         _check_dashboard(path, name, dashboard, environ)
     if parsed.default is not None and parsed.default not in dashboards:

@@ -49,7 +49,9 @@ class ContextSpec(msgspec.Struct, kw_only=True, frozen=True):
     """(name, value, url, path) of each cookie."""
 
     def __repr__(self) -> str:  # header and cookie values are secrets
-        return f"ContextSpec({self.width}x{self.height}@{self.scale}, tz={self.timezone}, locale={self.locale})"
+        return (
+            f"ContextSpec({self.width}x{self.height}@{self.scale}, tz={self.timezone}, locale={self.locale})"
+        )
 
 
 class CaptureSpec(msgspec.Struct, kw_only=True, frozen=True):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
 
+from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
 
 from ..errors import BrowserUnavailable, RenderError, RenderTimeout
 from ..settings import Settings
@@ -32,7 +33,9 @@ class PlaywrightEngine:
         chromium = self._playwright.chromium
         try:
             if self._settings.browser_ws_endpoint:
-                self._browser = await chromium.connect_over_cdp(self._settings.browser_ws_endpoint, timeout=15_000)
+                self._browser = await chromium.connect_over_cdp(
+                    self._settings.browser_ws_endpoint, timeout=15_000
+                )
             else:
                 self._browser = await chromium.launch(
                     executable_path=self._settings.chromium_path,
@@ -82,7 +85,7 @@ class PlaywrightEngine:
             )
             if spec.cookies:
                 await context.add_cookies(
-                    [{"name": n, "value": v, "url": u, "path": p} for n, v, u, p in spec.cookies]  # type: ignore[typeddict-item]
+                    [{"name": n, "value": v, "url": u, "path": p} for n, v, u, p in spec.cookies]
                 )
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
@@ -103,16 +106,12 @@ class PlaywrightContext:
         try:
             return await capture_page(_PlaywrightPage(page), spec, deadline)
         finally:
-            try:
+            with contextlib.suppress(PlaywrightError):  # the page may have died with its browser
                 await page.close()
-            except PlaywrightError:
-                pass  # the page died with its browser; nothing is left to close
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(PlaywrightError):  # closed with its browser
             await self._context.close()
-        except PlaywrightError:
-            pass  # closed with its browser
 
 
 class _PlaywrightPage:
@@ -129,7 +128,9 @@ class _PlaywrightPage:
         await self._call("network-idle", self._page.wait_for_load_state("networkidle", timeout=timeout_ms))
 
     async def wait_selector(self, selector: str, timeout_ms: float) -> None:
-        await self._call("selector", self._page.wait_for_selector(selector, state="visible", timeout=timeout_ms))
+        await self._call(
+            "selector", self._page.wait_for_selector(selector, state="visible", timeout=timeout_ms)
+        )
 
     async def wait_expression(self, expression: str, timeout_ms: float) -> None:
         await self._call("expression", self._page.wait_for_function(expression, timeout=timeout_ms))
@@ -142,8 +143,10 @@ class _PlaywrightPage:
             options["quality"] = spec.quality
         if spec.selector:
             locator = self._page.locator(spec.selector).first
-            return await self._call("capture", locator.screenshot(**options))
-        return await self._call("capture", self._page.screenshot(full_page=spec.full_page, **options))
+            data: bytes = await self._call("capture", locator.screenshot(**options))
+        else:
+            data = await self._call("capture", self._page.screenshot(full_page=spec.full_page, **options))
+        return data
 
     async def close(self) -> None:
         await self._page.close()

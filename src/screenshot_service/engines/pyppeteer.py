@@ -232,7 +232,9 @@ class _PyppeteerPage:
         if spec.selector:
             target = await self._page.querySelector(spec.selector)
             if target is None:
-                raise RenderError(f"No element matches the clip selector {spec.selector!r}.", extra={"step": "capture"})
+                raise RenderError(
+                    f"No element matches the clip selector {spec.selector!r}.", extra={"step": "capture"}
+                )
         else:
             options["fullPage"] = spec.full_page
         data = await target.screenshot(options)

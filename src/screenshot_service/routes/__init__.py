@@ -1,1 +1,1 @@
-"""HTTP routes: decode the request, call a service, encode the answer. Nothing imports from here but the app."""
+"""HTTP routes: decode the request, call a service, encode the answer. Only the app imports these."""

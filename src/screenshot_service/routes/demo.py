@@ -41,4 +41,6 @@ async def demo_data(
         {"day": (end - timedelta(days=days - 1 - i)).isoformat(), "value": round(rng.uniform(40, 100) * 1000)}
         for i in range(max(days, 7))
     ]
-    return Response({"panel": panel, "range": period, "series": series}, headers={"Cache-Control": "no-store"})
+    return Response(
+        {"panel": panel, "range": period, "series": series}, headers={"Cache-Control": "no-store"}
+    )

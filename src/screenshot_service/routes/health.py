@@ -25,8 +25,9 @@ async def readyz(renderer: Renderer, settings: Settings) -> Response[Health]:
     except ServiceError as exc:
         checks["browser"] = exc.detail
     checks["meta"] = (
-        "ok" if settings.meta_configured else "not configured: set SCREENSHOT_META_PHONE_NUMBER_ID and "
-        "SCREENSHOT_META_ACCESS_TOKEN"
+        "ok"
+        if settings.meta_configured
+        else "not configured: set SCREENSHOT_META_PHONE_NUMBER_ID and SCREENSHOT_META_ACCESS_TOKEN"
     )
     ready = checks["browser"] == "ok"
     return Response(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, post
 from litestar.openapi.spec import Example
 from litestar.params import Body
-from typing_extensions import Annotated
 
 from ..logs import bind
 from ..render import Renderer
