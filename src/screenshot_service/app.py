@@ -26,7 +26,7 @@ from .auth import ApiKeyMiddleware, ApiKeys
 from .browser import BrowserPool, EngineFactory
 from .dashboards import Catalog
 from .engines import create_engine
-from .errors import PROBLEM_MEDIA_TYPE, ServiceError, from_http_exception, problem_body
+from .errors import PROBLEM_MEDIA_TYPE, BrowserUnavailable, ServiceError, from_http_exception, problem_body
 from .logs import RequestIdMiddleware, structlog_config
 from .render import Renderer
 from .routes import dashboards, demo, health, renders
@@ -52,7 +52,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await pool.start()
+        try:
+            await pool.start()
+        except BrowserUnavailable as exc:
+            # Keep serving: /readyz reports it, renders answer 503 and retry the launch.
+            log.error("browser did not start", detail=exc.detail)
         try:
             yield
         finally:

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 import structlog
-from litestar.logging.config import StructLoggingConfig
 from litestar.enums import ScopeType
+from litestar.logging.config import StructLoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import Processor
 
