@@ -56,7 +56,7 @@ def create_app(
             await pool.start()
         except BrowserUnavailable as exc:
             # Keep serving: /readyz reports it, renders answer 503 and retry the launch.
-            log.error("browser did not start", detail=exc.detail)
+            log.error("browser did not start", detail=exc.detail)  # noqa: TRY400  (expected; no traceback)
         try:
             yield
         finally:
@@ -70,7 +70,7 @@ def create_app(
         tags=["v1"],
     )
     prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             api,
             health.healthz,
@@ -84,7 +84,7 @@ def create_app(
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware, prometheus.middleware],
+        middleware=[prometheus.middleware],
         plugins=[
             StructlogPlugin(
                 StructlogConfig(
@@ -94,7 +94,6 @@ def create_app(
             ),
             ProblemDetailsPlugin(
                 ProblemDetailsConfig(
-                    exception_handler=_problem_handler,
                     exception_to_problem_detail_map={
                         ServiceError: _to_problem,
                         HTTPException: lambda exc: _to_problem(from_http_exception(exc)),
@@ -116,11 +115,24 @@ def create_app(
             ),
         ),
     )
+    # Outside Litestar's own exception handling, so routing errors and auth failures carry the id too.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    return app
+
+
+class _Problem(ProblemDetailsException):
+    """Litestar's problem details, with the request id every problem of ours carries."""
+
+    def to_response(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        response = super().to_response(request)
+        if request_id := request.scope.get("state", {}).get("request_id"):
+            response.content["request_id"] = request_id
+        return response
 
 
 def _to_problem(error: ServiceError) -> ProblemDetailsException:
     body = problem_body(error, None)
-    return ProblemDetailsException(
+    return _Problem(
         detail=error.detail,
         status_code=error.status,
         type_=body.pop("type"),
@@ -130,19 +142,11 @@ def _to_problem(error: ServiceError) -> ProblemDetailsException:
     )
 
 
-def _problem_handler(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
-    """Litestar's problem response, with the request id every problem carries."""
-    response = exc.to_response(request)
-    if request_id := request.scope.get("state", {}).get("request_id"):
-        response.content["request_id"] = request_id
-    return response
-
-
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A bug: logged in full here, answered without internals."""
     log.error("unhandled error", path=request.url.path, exc_info=exc)
     error = ServiceError("Something went wrong on our side; it has been logged.")
-    return _problem_handler(request, _to_problem(error))
+    return _to_problem(error).to_response(request)
 
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "create_app"]

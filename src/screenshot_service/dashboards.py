@@ -108,7 +108,7 @@ class Catalog:
             locale=request.locale or dashboard.locale,
             headers={header: self._secrets[env].reveal() for header, env in dashboard.headers_env.items()},
             cookies=[
-                (c.name, self._secrets[c.value_env].reveal(), origin, c.path) for c in dashboard.cookies
+                (c.name, self._secrets[c.value_env].reveal(), origin + c.path) for c in dashboard.cookies
             ],
         )
         fmt = request.format or dashboard.format
@@ -140,17 +140,16 @@ class Catalog:
     def _build_url(self, dashboard: Dashboard, params: Mapping[str, str]) -> str:
         if unknown := sorted(params.keys() - dashboard.params.keys()):
             raise InvalidParameter(
-                f"Dashboard {dashboard.name!r} has no parameter {unknown[0]!r}.", field=f"params.{unknown[0]}"
+                f"params.{unknown[0]}: dashboard {dashboard.name!r} has no such parameter.",
+                field=f"params.{unknown[0]}",
             )
         values: dict[str, str] = {"service": self._settings.self_url}
         for pname, param in dashboard.params.items():
             value = params.get(pname, param.default)
             if value is None:
-                raise InvalidParameter(f"Parameter {pname!r} is required.", field=f"params.{pname}")
+                raise InvalidParameter(f"params.{pname} is required.", field=f"params.{pname}")
             if not re.fullmatch(param.pattern, value):
-                raise InvalidParameter(
-                    f"Parameter {pname!r} must match {param.pattern}.", field=f"params.{pname}"
-                )
+                raise InvalidParameter(f"params.{pname} must match {param.pattern}.", field=f"params.{pname}")
             values[pname] = quote(value, safe="")
         return dashboard.url.format_map(values)
 

@@ -26,6 +26,7 @@ Details are written for the caller: never a secret, a stack trace or a full phon
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from litestar.exceptions import (
@@ -186,4 +187,6 @@ def _validation_error(exc: ValidationException) -> InvalidRequest:
     if " - at `$." in message:
         message, _, path = message.partition(" - at `$.")
         field = path.rstrip("`")
+    elif unknown := re.search(r"unknown field `([^`]+)`", message):
+        field = unknown.group(1)
     return InvalidRequest(f"{field}: {message}", field=field)

@@ -45,8 +45,8 @@ class ContextSpec(msgspec.Struct, kw_only=True, frozen=True):
     timezone: str | None = None
     locale: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
-    cookies: list[tuple[str, str, str, str]] = msgspec.field(default_factory=list)
-    """(name, value, url, path) of each cookie."""
+    cookies: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
+    """(name, value, url) of each cookie; the url's path is the cookie's path."""
 
     def __repr__(self) -> str:  # header and cookie values are secrets
         return (

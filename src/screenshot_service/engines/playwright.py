@@ -85,7 +85,7 @@ class PlaywrightEngine:
             )
             if spec.cookies:
                 await context.add_cookies(
-                    [{"name": n, "value": v, "url": u, "path": p} for n, v, u, p in spec.cookies]
+                    [{"name": name, "value": value, "url": url} for name, value, url in spec.cookies]
                 )
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc

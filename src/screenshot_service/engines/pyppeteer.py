@@ -177,8 +177,8 @@ class PyppeteerContext:
             await page._client.send("Emulation.setTimezoneOverride", {"timezoneId": spec.timezone})
         if spec.locale:
             await page._client.send("Emulation.setLocaleOverride", {"locale": spec.locale})
-        for name, value, url, path in spec.cookies:
-            await page.setCookie({"name": name, "value": value, "url": url, "path": path})
+        for name, value, url in spec.cookies:
+            await page.setCookie({"name": name, "value": value, "url": url})
 
     async def close(self) -> None:
         with contextlib.suppress(PyppeteerError, OSError, TimeoutError):

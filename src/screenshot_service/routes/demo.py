@@ -10,7 +10,7 @@ from typing import Annotated
 
 from litestar import MediaType, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ..errors import InvalidParameter
 
@@ -26,7 +26,9 @@ async def demo_page() -> str:
 
 @get("/demo/api/{panel:str}", include_in_schema=False)
 async def demo_data(
-    panel: str, period: Annotated[str, Parameter(query="range")] = "7d", delay_ms: int = 400
+    panel: FromPath[str],
+    period: Annotated[str, QueryParameter(name="range")] = "7d",
+    delay_ms: FromQuery[int] = 400,
 ) -> Response[dict[str, object]]:
     """Made-up numbers that arrive late, as a real dashboard's data does."""
     if panel not in _PANELS:

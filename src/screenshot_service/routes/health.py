@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from ..errors import ServiceError
@@ -17,7 +18,9 @@ async def healthz() -> Health:
 
 
 @get("/readyz", summary="Readiness: the browser renders and uploads are configured")
-async def readyz(renderer: Renderer, settings: Settings) -> Response[Health]:
+async def readyz(
+    renderer: NamedDependency[Renderer], settings: NamedDependency[Settings]
+) -> Response[Health]:
     checks: dict[str, str] = {}
     try:
         await renderer.pool.check()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body
 
@@ -29,7 +30,7 @@ RENDER_EXAMPLE = Example(
 async def create_render(
     request: Request[str, None, Any],
     data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],
-    renderer: Renderer,
+    renderer: NamedDependency[Renderer],
 ) -> Response[bytes]:
     plan = renderer.plan(data)
     bind(key=request.user, dashboard=plan.dashboard)

@@ -1,0 +1,147 @@
+"""Shared fixtures: real HTTP servers on 127.0.0.1 (the service, test pages) and a real Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from litestar import Litestar
+
+from screenshot_service.app import create_app
+from screenshot_service.settings import Settings, load_settings
+
+from .pages import create_pages_app
+
+API_KEY = "test-key-0123456789abcdef"
+OTHER_KEY = "other-key-0123456789abcdef"
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with free_socket() as sock:
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on ``sock`` in this event loop; yields its base URL."""
+    config = uvicorn.Config(app, log_config=None, access_log=False, ws="none", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    host, port = sock.getsockname()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def service_settings(sock: socket.socket, **env: str) -> Settings:
+    host, port = sock.getsockname()
+    base: dict[str, str] = {
+        "SCREENSHOT_API_KEYS": f"tests:{API_KEY},other:{OTHER_KEY}",
+        "SCREENSHOT_HOST": host,
+        "SCREENSHOT_PORT": str(port),
+        "SCREENSHOT_LOG_LEVEL": "warning",
+        "SCREENSHOT_RENDER_CONCURRENCY": "2",
+    }
+    if chromium := os.environ.get("CHROMIUM"):
+        base["SCREENSHOT_CHROMIUM_PATH"] = chromium
+    return load_settings({**base, **{f"SCREENSHOT_{k.upper()}": v for k, v in env.items()}})
+
+
+@contextlib.asynccontextmanager
+async def running_service(env: Mapping[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The real service on a free port, with a client that sends the test API key."""
+    sock = free_socket()
+    app = create_app(service_settings(sock, **(env or {})))
+    async with (
+        serve(app, sock) as url,
+        httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=60) as client,
+    ):
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def pages_url() -> AsyncIterator[str]:
+    async with serve(create_pages_app(), free_socket()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dashboards_file(tmp_path_factory: pytest.TempPathFactory, pages_url: str) -> Path:
+    """Test dashboards on the pages server, next to copies of the demo's."""
+    path = tmp_path_factory.mktemp("config") / "dashboards.toml"
+    path.write_text(
+        f"""
+default = "sales"
+
+[dashboards.sales]
+title = "Sales"
+url = "{{service}}/demo/sales?range={{range}}"
+wait = {{ selector = "body[data-ready='true']" }}
+[dashboards.sales.params.range]
+default = "today"
+pattern = "today|7d|30d|90d"
+
+[dashboards.sales-unwaited]
+title = "Sales, captured without waiting for its data"
+url = "{{service}}/demo/sales?range=7d"
+
+[dashboards.box]
+url = "{pages_url}/box"
+headers_env = {{ "X-Dashboard-Token" = "TEST_DASHBOARD_TOKEN" }}
+cookies = [{{ name = "session", value_env = "TEST_DASHBOARD_COOKIE" }}]
+
+[dashboards.box-clip]
+url = "{pages_url}/box"
+selector = "#box"
+viewport = {{ width = 800, height = 600, scale = 2 }}
+
+[dashboards.never-ready]
+url = "{pages_url}/never-ready"
+wait = {{ selector = "#never" }}
+timeout_ms = 1500
+
+[dashboards.hang]
+url = "{pages_url}/hang"
+timeout_ms = 1500
+
+[dashboards.broken]
+url = "{pages_url}/broken"
+
+[dashboards.unreachable]
+url = "http://127.0.0.1:{closed_port()}/"
+""",
+        encoding="utf-8",
+    )
+    os.environ.setdefault("TEST_DASHBOARD_TOKEN", "dash-secret-token-42")
+    os.environ.setdefault("TEST_DASHBOARD_COOKIE", "cookie-secret-77")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def service(dashboards_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """One service for the session, rendering the test dashboards with Playwright."""
+    async with running_service({"dashboards_file": str(dashboards_file)}) as client:
+        yield client

@@ -1,0 +1,42 @@
+"""Fixed pages for the tests, served on 127.0.0.1: known sizes, pages that never get ready, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Litestar, MediaType, Request, get
+
+BOX_PAGE = """<!doctype html><html><body style="margin:0;background:#fff">
+<div id="box" style="position:absolute;left:40px;top:30px;width:300px;height:150px;background:#c00"></div>
+<p id="who">%s</p></body></html>"""
+
+
+SEEN: list[tuple[str | None, str | None]] = []
+"""(X-Dashboard-Token header, session cookie) of every /box request, for tests to check."""
+
+
+@get("/box", media_type=MediaType.HTML)
+async def box(request: Request[None, None, None]) -> str:
+    seen = (request.headers.get("x-dashboard-token"), request.cookies.get("session"))
+    SEEN.append(seen)
+    return BOX_PAGE % (seen,)
+
+
+@get("/never-ready", media_type=MediaType.HTML)
+async def never_ready() -> str:
+    return "<!doctype html><html><body><p>waiting for a selector that never comes</p></body></html>"
+
+
+@get("/hang", media_type=MediaType.HTML)
+async def hang() -> str:
+    await asyncio.sleep(60)
+    return "too late"
+
+
+@get("/broken", media_type=MediaType.HTML, status_code=500)
+async def broken() -> str:
+    return "<h1>Internal Server Error</h1>"
+
+
+def create_pages_app() -> Litestar:
+    return Litestar([box, never_ready, hang, broken])
