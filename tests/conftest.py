@@ -40,7 +40,9 @@ def closed_port() -> int:
 @contextlib.asynccontextmanager
 async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn on ``sock`` in this event loop; yields its base URL."""
-    config = uvicorn.Config(app, log_config=None, access_log=False, ws="none", lifespan="on")
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, ws="none", lifespan="on", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -53,6 +55,7 @@ async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        sock.close()
 
 
 def service_settings(sock: socket.socket, **env: str) -> Settings:

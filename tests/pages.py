@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from litestar import Litestar, MediaType, Request, get
 
@@ -16,7 +17,7 @@ SEEN: list[tuple[str | None, str | None]] = []
 
 
 @get("/box", media_type=MediaType.HTML)
-async def box(request: Request[None, None, None]) -> str:
+async def box(request: Request[Any, Any, Any]) -> str:
     seen = (request.headers.get("x-dashboard-token"), request.cookies.get("session"))
     SEEN.append(seen)
     return BOX_PAGE % (seen,)

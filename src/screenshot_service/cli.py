@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 import uvicorn
@@ -38,9 +40,8 @@ def serve(settings: Settings) -> int:
     """Run the HTTP server until SIGTERM or Ctrl+C."""
     from .app import create_app  # noqa: PLC0415  (keeps `check-config` light)
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    config = uvicorn.Config(
+        create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,  # our structlog configuration, not uvicorn's
@@ -49,7 +50,25 @@ def serve(settings: Settings) -> int:
         ws="none",  # no WebSocket routes; and the pyppeteer extra pins an old websockets
         timeout_graceful_shutdown=30,
     )
+    _Server(config).run()
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a drained SIGTERM or Ctrl+C is a clean exit (status 0).
+
+    uvicorn re-raises the signal after its graceful shutdown, so the process would die by SIGTERM
+    and container platforms would log every normal stop as a failure.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def check_config() -> int:

@@ -1,0 +1,91 @@
+"""The real command: `screenshot-service serve` as a process, its JSON log lines, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from .conftest import API_KEY, closed_port
+
+
+def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
+    port = closed_port()
+    env = {
+        **os.environ,
+        "SCREENSHOT_API_KEYS": f"n8n:{API_KEY}",
+        "SCREENSHOT_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "screenshot_service", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        response = httpx.post(
+            f"{base}/v1/renders",
+            json={"dashboard": "sales", "params": {"range": "7d"}},
+            headers={"X-API-Key": API_KEY, "X-Request-ID": "exec-77"},
+            timeout=30,
+        )
+        assert response.status_code == 200
+        assert response.content.startswith(b"\x89PNG")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    renders = [line for line in lines if line.get("event") == "render"]
+    assert len(renders) == 1
+    assert renders[0]["request_id"] == "exec-77"
+    assert renders[0]["key"] == "n8n"
+    assert renders[0]["dashboard"] == "sales"
+    assert renders[0]["outcome"] == "ok"
+    assert isinstance(renders[0]["render_ms"], int)
+    assert API_KEY not in output
+
+
+def test_bad_setting_stops_start_up_with_the_variable_named() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "screenshot_service", "serve"],
+        env={**os.environ, "SCREENSHOT_API_KEYS": f"n8n:{API_KEY}", "SCREENSHOT_PORT": "eighty"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SCREENSHOT_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_hides_secrets() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "screenshot_service", "check-config"],
+        env={
+            **os.environ,
+            "SCREENSHOT_API_KEYS": f"n8n:{API_KEY}",
+            "SCREENSHOT_META_ACCESS_TOKEN": "EAAG-secret",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shown = json.loads(result.stdout)
+    assert shown["settings"]["api_keys"] == {"n8n": "**********"}
+    assert API_KEY not in result.stdout
+    assert "EAAG-secret" not in result.stdout

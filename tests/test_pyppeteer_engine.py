@@ -1,0 +1,43 @@
+"""The optional pyppeteer engine renders through the same interface, and cleans up after itself."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import running_service
+from .imagetools import decode
+from .test_errors import assert_problem
+from .test_no_leaks import open_targets
+
+pytest.importorskip("pyppeteer", reason="the [pyppeteer] extra is not installed")
+
+
+def chromium_processes() -> int:
+    """Chromium processes started by the pyppeteer engine (its profile directories are ours)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "screenshot-chromium-"], capture_output=True, text=True, check=False
+    )
+    return len(found.stdout.split())
+
+
+async def test_renders_and_cleans_up(dashboards_file: Path) -> None:
+    before = chromium_processes()
+    async with running_service({"engine": "pyppeteer", "dashboards_file": str(dashboards_file)}) as client:
+        assert chromium_processes() > before
+        sales = await client.post("/v1/renders", json={"dashboard": "sales", "params": {"range": "30d"}})
+        assert sales.status_code == 200, sales.text
+        assert decode(sales.content).size == (1280, 800)
+        clip = await client.post("/v1/renders", json={"dashboard": "box-clip"})
+        assert decode(clip.content).size == (600, 300)
+        assert_problem(
+            await client.post("/v1/renders", json={"dashboard": "never-ready"}), 504, "render-timeout"
+        )
+        assert_problem(await client.post("/v1/renders", json={"dashboard": "hang"}), 504, "render-timeout")
+        # The browser is still usable after timed-out (cancelled) calls, and no page is left open.
+        again = await client.post("/v1/renders", json={"dashboard": "box"})
+        assert again.status_code == 200, again.text
+        assert (await open_targets(client))[1] == 0
+    assert chromium_processes() == before  # terminated and reaped: no orphan, no zombie
