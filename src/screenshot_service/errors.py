@@ -20,15 +20,15 @@
         ├── UpstreamThrottled        503 upstream-throttled   (Retry-After)
         └── MetaNotConfigured        503 meta-not-configured
 
-Raise these deep down with a public ``detail``; ``problem_response`` is the only place they become HTTP.
+Raise these deep down with a public ``detail``; the app turns them into HTTP in one place.
 Details are written for the caller: never a secret, a stack trace or a full phone number.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
-from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
@@ -161,18 +161,7 @@ def problem_body(error: ServiceError, request_id: str | None) -> dict[str, Any]:
     return body
 
 
-def problem_response(request: Request[Any, Any, Any], error: ServiceError) -> Response[dict[str, Any]]:
-    """Turn one of our errors into an ``application/problem+json`` response."""
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
-    return Response(
-        problem_body(error, request.scope.get("state", {}).get("request_id")),
-        status_code=error.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
-    )
-
-
-def _from_http_exception(exc: HTTPException) -> ServiceError:
+def from_http_exception(exc: HTTPException) -> ServiceError:
     """Translate Litestar's own errors (routing, body decoding, size limits) into our tree."""
     if isinstance(exc, ValidationException):
         return _validation_error(exc)
@@ -198,14 +187,6 @@ def _validation_error(exc: ValidationException) -> InvalidRequest:
     if " - at `$." in message:
         message, _, path = message.partition(" - at `$.")
         field = path.rstrip("`")
+    elif unknown := re.search(r"unknown field `([^`]+)`", message):
+        field = unknown.group(1)
     return InvalidRequest(f"{field}: {message}", field=field)
-
-
-def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    """Litestar's exceptions as problem details, through the same mapping as ours."""
-    return problem_response(request, _from_http_exception(exc))
-
-
-def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """The last resort: a bug. Logged in full by the caller, answered without internals."""
-    return problem_response(request, ServiceError("Something went wrong on our side; it has been logged."))

@@ -23,9 +23,9 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """What to render: a configured dashboard and its parameters, with optional bounded overrides."""
 
     dashboard: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-    params: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], ParamValue], msgspec.Meta(max_length=32)] = (
-        msgspec.field(default_factory=dict)
-    )
+    params: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=64)], ParamValue], msgspec.Meta(max_length=32)
+    ] = msgspec.field(default_factory=dict)
     url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     """A raw URL instead of a dashboard; only when the operator enabled raw URLs."""
     requester: Annotated[str, msgspec.Meta(max_length=32)] | None = None

@@ -206,7 +206,7 @@ class DashboardsFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def load_dashboards(path: str) -> DashboardsFile:
+def load_dashboards(path: str, environ: Mapping[str, str]) -> DashboardsFile:
     """Parse and check the dashboards file; ``""`` loads the demo shipped with the package."""
     if path:
         source = Path(path)
@@ -221,16 +221,18 @@ def load_dashboards(path: str) -> DashboardsFile:
         parsed = msgspec.toml.decode(data, type=DashboardsFile)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"dashboards file {path}: {exc}") from None
-    dashboards = {name: msgspec.structs.replace(d, name=name, title=d.title or name)
-                  for name, d in parsed.dashboards.items()}
+    dashboards = {
+        name: msgspec.structs.replace(d, name=name, title=d.title or name)
+        for name, d in parsed.dashboards.items()
+    }
     for name, dashboard in dashboards.items():
-        _check_dashboard(path, name, dashboard)
+        _check_dashboard(path, name, dashboard, environ)
     if parsed.default is not None and parsed.default not in dashboards:
         raise ConfigError(f"dashboards file {path}: default {parsed.default!r} is not a dashboard")
     return DashboardsFile(default=parsed.default, dashboards=dashboards)
 
 
-def _check_dashboard(path: str, name: str, dashboard: Dashboard) -> None:
+def _check_dashboard(path: str, name: str, dashboard: Dashboard, environ: Mapping[str, str]) -> None:
     where = f"dashboards file {path}: dashboards.{name}"
     if not NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_'")
@@ -245,5 +247,5 @@ def _check_dashboard(path: str, name: str, dashboard: Dashboard) -> None:
         if param.default is not None and not pattern.fullmatch(param.default):
             raise ConfigError(f"{where}.params.{pname}.default does not match its pattern")
     for env_name in [*dashboard.headers_env.values(), *(c.value_env for c in dashboard.cookies)]:
-        if env_name not in os.environ:
+        if env_name not in environ:
             raise ConfigError(f"{where}: environment variable {env_name} is not set")
