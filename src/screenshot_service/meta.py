@@ -294,7 +294,7 @@ class MetaClient:
                 "fbtrace_id": graph.fbtrace_id if graph else None,
             },
         }
-        said = f": {self._scrub(graph.message)}" if graph and graph.message else ""
+        said = f": {self._scrub(graph.message).rstrip('.')}" if graph and graph.message else ""
         tries = f" ({attempts} attempts)" if attempts > 1 else ""
         if exc.outcome == "throttled":
             retry_after = math.ceil(exc.retry_after) if exc.retry_after else DEFAULT_THROTTLE_RETRY_AFTER_S
