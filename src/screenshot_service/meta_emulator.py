@@ -25,6 +25,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -395,7 +396,9 @@ def _graph_routes(
     """The Graph API endpoints: media upload, info, bytes and delete, and messages."""
 
     @post("/{version:str}/{phone:str}/media", status_code=200)
-    async def upload_media(request: Request[Any, Any, Any], version: str, phone: str) -> dict[str, str]:
+    async def upload_media(
+        request: Request[Any, Any, Any], version: FromPath[str], phone: FromPath[str]
+    ) -> dict[str, str]:
         fields: dict[str, str] = {}
         upload: UploadFile | None = None
         record: dict[str, Any] = {"version": version, "phone_number_id": phone, "fields": fields}
@@ -426,7 +429,9 @@ def _graph_routes(
         return {"id": media_id}
 
     @get("/{version:str}/{media_id:str}")
-    async def media_info(request: Request[Any, Any, Any], version: str, media_id: str) -> MediaInfo:
+    async def media_info(
+        request: Request[Any, Any, Any], version: FromPath[str], media_id: FromPath[str]
+    ) -> MediaInfo:
         _authorize(request, token)
         stored = _lookup(state, request, media_id, "get")
         return MediaInfo(
@@ -438,20 +443,24 @@ def _graph_routes(
         )
 
     @get("/whatsapp_business/attachments/")
-    async def media_bytes(request: Request[Any, Any, Any], mid: str) -> Response[bytes]:
+    async def media_bytes(request: Request[Any, Any, Any], mid: FromQuery[str]) -> Response[bytes]:
         _authorize(request, token)
         stored = _lookup(state, request, mid, "get")
         return Response(stored.data, media_type=stored.mime_type)
 
     @delete("/{version:str}/{media_id:str}", status_code=200)
-    async def delete_media(request: Request[Any, Any, Any], version: str, media_id: str) -> dict[str, bool]:
+    async def delete_media(
+        request: Request[Any, Any, Any], version: FromPath[str], media_id: FromPath[str]
+    ) -> dict[str, bool]:
         _authorize(request, token)
         _lookup(state, request, media_id, "delete")
         del state.media[media_id]
         return {"success": True}
 
     @post("/{version:str}/{phone:str}/messages", status_code=200)
-    async def send_message(request: Request[Any, Any, Any], version: str, phone: str) -> dict[str, Any]:
+    async def send_message(
+        request: Request[Any, Any, Any], version: FromPath[str], phone: FromPath[str]
+    ) -> dict[str, Any]:
         _authorize(request, token)
         _check_phone(phone, phone_number_id)
         try:
@@ -473,7 +482,7 @@ def _control_routes(state: EmulatorState) -> list[HTTPRouteHandler]:
     """The test-facing API under ``/_emulator/``: queue faults, read what was received, reset."""
 
     @post("/_emulator/faults", status_code=200)
-    async def queue_faults(data: FaultQueue) -> dict[str, int]:
+    async def queue_faults(data: JSONBody[FaultQueue]) -> dict[str, int]:
         state.faults.extend(data.faults)
         return {"queued": len(state.faults)}
 
