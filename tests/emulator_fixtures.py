@@ -88,6 +88,14 @@ class Emulator:
     async def requests(self, endpoint: str = "upload") -> list[dict[str, Any]]:
         return [r for r in await self._list("requests") if r["endpoint"] == endpoint]
 
+    async def wait_for_request(self, endpoint: str = "upload") -> None:
+        """Return once a request to ``endpoint`` has arrived (a background upload has reached Meta)."""
+        for _ in range(1000):
+            if await self.requests(endpoint):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no {endpoint} request reached the emulator")
+
     async def _list(self, what: str) -> list[dict[str, Any]]:
         response = await self.http.get(f"/_emulator/{what}")
         response.raise_for_status()
