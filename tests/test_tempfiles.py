@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from screenshot_service.errors import UpstreamError
 from screenshot_service.meta import MetaClient
@@ -94,10 +95,12 @@ async def test_directory_is_empty_after_an_upload_is_cancelled(
 
     task = asyncio.create_task(upload())
     await emulator.wait_for_request()  # the upload has reached Meta and is held there
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    with capture_logs() as logs:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     assert list(temp_images.directory.iterdir()) == []
+    assert [entry["outcome"] for entry in logs if entry["event"] == "upload"] == ["cancelled"]
 
 
 async def test_sweep_deletes_leftovers_and_leaves_directories(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ TOKEN_CODES = frozenset({190, 102})
 DEFAULT_THROTTLE_RETRY_AFTER_S = 60
 
 Outcome = Literal["ok", "throttled", "rejected", "server_error", "timeout", "unreachable", "bad_response"]
+"""Label values of the upload metrics (plus ``cancelled``); also the ``reason`` of a retry."""
 
 UPLOAD_SECONDS = Histogram(
     "screenshot_meta_upload_seconds",
@@ -200,6 +201,13 @@ class MetaClient:
                 fbtrace_id=exc.graph.fbtrace_id if exc.graph else None,
             )
             raise error from exc
+        except asyncio.CancelledError:
+            # The caller went away (client disconnect, deadline): still one line and one count.
+            upload_ms = _ms_since(started)
+            UPLOADS.labels("cancelled").inc()
+            UPLOAD_SECONDS.labels("cancelled").observe(upload_ms / 1000)
+            log.info("upload", outcome="cancelled", attempts=attempts, upload_ms=upload_ms, bytes=size)
+            raise
         upload_ms = _ms_since(started)
         UPLOADS.labels("ok").inc()
         UPLOAD_SECONDS.labels("ok").observe(upload_ms / 1000)

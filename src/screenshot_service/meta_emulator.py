@@ -125,7 +125,9 @@ class EmulatorState:
         self.requests: list[RequestRecord] = []
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        for items in (self.faults, self.uploads, self.messages, self.requests):
+            items.clear()
+        self.media.clear()
 
     def take_fault(self, endpoint: str) -> Fault | None:
         for index, fault in enumerate(self.faults):
