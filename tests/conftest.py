@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -11,51 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from litestar import Litestar
 
 from screenshot_service.app import create_app
 from screenshot_service.settings import Settings, load_settings
 
 from .pages import create_pages_app
+from .servers import closed_port, free_socket, serve
+
+pytest_plugins = ["tests.emulator_fixtures"]
 
 API_KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with free_socket() as sock:
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on ``sock`` in this event loop; yields its base URL."""
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, ws="none", lifespan="on", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    host, port = sock.getsockname()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def service_settings(sock: socket.socket, **env: str) -> Settings:
@@ -64,7 +29,6 @@ def service_settings(sock: socket.socket, **env: str) -> Settings:
         "SCREENSHOT_API_KEYS": f"tests:{API_KEY},other:{OTHER_KEY}",
         "SCREENSHOT_HOST": host,
         "SCREENSHOT_PORT": str(port),
-        "SCREENSHOT_LOG_LEVEL": "warning",
         "SCREENSHOT_RENDER_CONCURRENCY": "2",
     }
     if chromium := os.environ.get("CHROMIUM"):

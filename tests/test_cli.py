@@ -11,7 +11,8 @@ import time
 
 import httpx
 
-from .conftest import API_KEY, closed_port
+from .conftest import API_KEY
+from .servers import closed_port
 
 
 def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
-from litestar.logging.config import StructLoggingConfig
+from litestar.logging.config import LoggingConfig, StructLoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import Processor
 
@@ -20,18 +20,39 @@ _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def structlog_config(level: str, fmt: str) -> StructLoggingConfig:
     """Structlog as the service logs: one JSON object a line on stdout, request context merged in."""
-    processors: list[Processor] = [
+    render: Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    )
+    common: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # Plain-text tracebacks: structured ones would carry local variables, and with them secrets.
         structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(),
     ]
+    # Records from the standard library (uvicorn, asyncio) take the same road to the same JSON lines;
+    # Litestar's default for them cannot serialise a record's exc_info.
+    stdlib = LoggingConfig(
+        formatters={
+            "standard": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ExtraAdder(),
+                    *common,
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    render,
+                ],
+            }
+        }
+    )
     return StructLoggingConfig(
-        processors=processors,
+        processors=[*common, render],
+        standard_lib_logging_config=stdlib,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # A cached logger keeps the configuration it first saw; a few microseconds a line buy loggers
+        # that follow a reconfiguration (several apps in one process, as in the tests).
+        cache_logger_on_first_use=False,
         log_exceptions="never",  # unexpected errors are logged once, by the internal-error handler
     )
 

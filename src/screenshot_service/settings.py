@@ -73,6 +73,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     meta_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 15_000
     meta_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 4
     meta_retry_budget_ms: Annotated[int, msgspec.Meta(ge=0, le=120_000)] = 10_000
+    meta_max_connections: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    """Connections the Graph API client keeps open at most (uploads beyond wait for one)."""
     temp_dir: str = ""
     """Private directory for images between render and upload; empty means a per-user directory in /tmp."""
 

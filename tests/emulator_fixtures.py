@@ -1,0 +1,125 @@
+"""Meta emulator fixtures: the Graph API emulator as a real HTTP server on 127.0.0.1, and its control API."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import stamina
+from PIL import Image
+
+from screenshot_service.meta import MetaClient
+from screenshot_service.meta_emulator import create_emulator_app
+from screenshot_service.settings import Settings, load_settings
+from screenshot_service.tempfiles import TempImages
+
+from .servers import free_socket, serve
+
+EMULATOR_TOKEN = "emulator-token-0123456789abcdef"
+PHONE_NUMBER_ID = "106540352242922"
+API_VERSION = "v21.0"
+
+
+class Emulator:
+    """The emulator's control API, as tests use it."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.url = url
+        self.http = client
+
+    async def reset(self) -> None:
+        (await self.http.post("/_emulator/reset")).raise_for_status()
+
+    async def faults(self, *faults: dict[str, Any]) -> None:
+        """Queue faults for the next matching Graph requests (see ``meta_emulator.Fault``)."""
+        (await self.http.post("/_emulator/faults", json={"faults": list(faults)})).raise_for_status()
+
+    async def pending_faults(self) -> list[dict[str, Any]]:
+        return await self._list("faults")
+
+    async def uploads(self) -> list[dict[str, Any]]:
+        return await self._list("uploads")
+
+    async def messages(self) -> list[dict[str, Any]]:
+        return await self._list("messages")
+
+    async def requests(self, endpoint: str = "upload") -> list[dict[str, Any]]:
+        return [r for r in await self._list("requests") if r["endpoint"] == endpoint]
+
+    async def wait_for_request(self, endpoint: str = "upload") -> None:
+        """Return once a request to ``endpoint`` has arrived (a background upload has reached Meta)."""
+        for _ in range(1000):
+            if await self.requests(endpoint):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no {endpoint} request reached the emulator")
+
+    async def _list(self, what: str) -> list[dict[str, Any]]:
+        response = await self.http.get(f"/_emulator/{what}")
+        response.raise_for_status()
+        items: list[dict[str, Any]] = response.json()[what]
+        return items
+
+
+def meta_settings(graph_url: str, *, tmp_path: Path | None = None, **env: str) -> Settings:
+    """Settings pointing the Meta client at ``graph_url``; ``env`` keys are setting names."""
+    base = {
+        "SCREENSHOT_META_GRAPH_URL": graph_url,
+        "SCREENSHOT_META_API_VERSION": API_VERSION,
+        "SCREENSHOT_META_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "SCREENSHOT_META_ACCESS_TOKEN": EMULATOR_TOKEN,
+        "SCREENSHOT_META_TIMEOUT_MS": "5000",
+    }
+    if tmp_path is not None:
+        base["SCREENSHOT_TEMP_DIR"] = str(tmp_path / "images")
+    return load_settings({**base, **{f"SCREENSHOT_{k.upper()}": v for k, v in env.items()}})
+
+
+def png_bytes(width: int = 320, height: int = 200, color: str = "teal") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+async def meta_emulator_url() -> AsyncIterator[str]:
+    """One emulator for the session; it accepts only ``EMULATOR_TOKEN`` and ``PHONE_NUMBER_ID``."""
+    async with serve(
+        create_emulator_app(EMULATOR_TOKEN, phone_number_id=PHONE_NUMBER_ID), free_socket()
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+async def emulator(meta_emulator_url: str) -> AsyncIterator[Emulator]:
+    """The session's emulator, reset: no faults queued, nothing received."""
+    async with httpx.AsyncClient(base_url=meta_emulator_url, timeout=30) as client:
+        control = Emulator(meta_emulator_url, client)
+        await control.reset()
+        yield control
+
+
+@pytest.fixture
+def no_backoff() -> Iterator[None]:
+    """Retries without sleeping; our own attempt limit still applies (``cap=True``)."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
+
+
+@pytest.fixture
+async def meta(emulator: Emulator, tmp_path: Path, no_backoff: None) -> AsyncIterator[MetaClient]:
+    """A started client talking to the emulator."""
+    async with MetaClient(meta_settings(emulator.url, tmp_path=tmp_path)) as client:
+        yield client
+
+
+@pytest.fixture
+async def temp_images(tmp_path: Path) -> TempImages:
+    temp = TempImages(tmp_path / "images")
+    await temp.sweep()
+    return temp

@@ -1,0 +1,133 @@
+"""Fitting images under WhatsApp's size limit: as is, re-encoded, scaled, or a clear 422."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from screenshot_service.errors import ImageTooLarge, RenderError
+from screenshot_service.imaging import MAX_IMAGE_BYTES, MIN_SIDE, fit_image, fit_image_async, image_size
+from screenshot_service.settings import ImageFormat
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def noisy_png(width: int, height: int) -> bytes:
+    """Random pixels: PNG cannot compress them, so the file is about 3 bytes a pixel."""
+    return encode(Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)))
+
+
+@pytest.fixture(scope="module")
+def huge_png() -> bytes:
+    data = noisy_png(1600, 1200)
+    assert len(data) > 5 * 1024 * 1024
+    return data
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()  # decodes every pixel: proves the file is whole
+    return image
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "mime_type"),
+    [
+        pytest.param(encode(Image.new("RGB", (640, 360), "white")), "png", "image/png", id="png"),
+        pytest.param(encode(Image.new("RGB", (640, 360), "white"), "JPEG"), "jpeg", "image/jpeg", id="jpeg"),
+    ],
+)
+def test_an_image_within_the_limit_is_returned_as_is(data: bytes, fmt: ImageFormat, mime_type: str) -> None:
+    fitted = fit_image(data, fmt, MAX_IMAGE_BYTES)
+
+    assert fitted.data is data
+    assert fitted.fitted is None
+    assert (fitted.mime_type, fitted.width, fitted.height) == (mime_type, 640, 360)
+
+
+def test_dimensions_come_from_the_header() -> None:
+    assert image_size(encode(Image.new("RGB", (1234, 567)))) == ("png", 1234, 567)
+    # A truncated file still has its header: no pixel is decoded to read it.
+    assert image_size(noisy_png(300, 200)[:200]) == ("png", 300, 200)
+
+
+def test_an_oversized_png_becomes_a_jpeg_that_fits(huge_png: bytes) -> None:
+    fitted = fit_image(huge_png, "png", MAX_IMAGE_BYTES)
+
+    assert len(fitted.data) <= MAX_IMAGE_BYTES
+    assert fitted.mime_type == "image/jpeg"
+    assert fitted.fitted is not None
+    assert fitted.fitted.startswith("jpeg q")
+    image = decode(fitted.data)
+    assert image.format == "JPEG"
+    assert image.size == (fitted.width, fitted.height) == (1600, 1200)
+
+
+def test_when_quality_is_not_enough_the_image_is_scaled_down() -> None:
+    data = noisy_png(800, 600)
+    limit = 200_000  # far below what any quality gives for noise at full size
+
+    fitted = fit_image(data, "png", limit)
+
+    assert len(fitted.data) <= limit
+    assert fitted.fitted is not None
+    assert "scaled" in fitted.fitted
+    image = decode(fitted.data)
+    assert image.size == (fitted.width, fitted.height)
+    assert MIN_SIDE <= fitted.height < 600
+    assert fitted.width / fitted.height == pytest.approx(800 / 600, rel=0.01)
+
+
+def test_when_nothing_fits_the_error_is_a_clear_422() -> None:
+    with pytest.raises(ImageTooLarge) as caught:
+        fit_image(noisy_png(800, 600), "png", 1_000)
+
+    assert caught.value.status == 422
+    assert caught.value.field == "image"
+    assert caught.value.extra["limit_bytes"] == 1_000
+    assert "does not fit" in caught.value.detail
+
+
+def test_transparency_is_flattened_onto_white() -> None:
+    image = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+    image.paste(Image.frombytes("RGBA", (400, 200), os.urandom(400 * 200 * 4)), (0, 200))
+    data = encode(image)
+
+    fitted = fit_image(data, "png", len(data) - 1)
+
+    corner = decode(fitted.data).convert("RGB").getpixel((10, 10))
+    assert corner == pytest.approx((255, 255, 255), abs=3)
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        pytest.param(b"not an image at all", "png", id="garbage"),
+        pytest.param(encode(Image.new("RGB", (10, 10)), "GIF"), "png", id="gif"),
+        pytest.param(encode(Image.new("RGB", (10, 10)), "JPEG"), "png", id="jpeg-said-png"),
+    ],
+)
+def test_an_image_that_is_not_what_was_rendered_is_a_render_error(data: bytes, fmt: ImageFormat) -> None:
+    with pytest.raises(RenderError):
+        fit_image(data, fmt, MAX_IMAGE_BYTES)
+
+
+async def test_fitting_runs_off_the_event_loop(huge_png: bytes) -> None:
+    """While a big image is re-encoded, the event loop keeps running other tasks."""
+    ticks = 0
+    fitting = asyncio.create_task(fit_image_async(huge_png, "png", MAX_IMAGE_BYTES))
+    while not fitting.done():
+        ticks += 1
+        await asyncio.sleep(0)
+    fitted = await fitting
+
+    assert len(fitted.data) <= MAX_IMAGE_BYTES
+    assert ticks > 1
