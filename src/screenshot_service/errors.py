@@ -4,6 +4,8 @@
     ├── BadRequest                   400 bad-request
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
+    │   ├── ForbiddenUrl             403 forbidden-url        (SSRF policy; names the field)
+    │   └── RequesterNotAllowed      403 requester-not-allowed
     ├── NotFound                     404 not-found
     │   └── UnknownDashboard         404 unknown-dashboard
     ├── MethodNotAllowed             405 method-not-allowed
@@ -73,6 +75,14 @@ class Unauthorized(ServiceError):
 
 class Forbidden(ServiceError):
     status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class ForbiddenUrl(Forbidden):
+    slug, title = "forbidden-url", "Destination not allowed"
+
+
+class RequesterNotAllowed(Forbidden):
+    slug, title = "requester-not-allowed", "Requester not allowed"
 
 
 class NotFound(ServiceError):

@@ -8,13 +8,23 @@ from collections.abc import Callable
 from typing import Any
 
 from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    WebSocketRoute,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, capture_page
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
 
 
 class PlaywrightEngine:
@@ -27,6 +37,7 @@ class PlaywrightEngine:
         self._on_disconnect = on_disconnect
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._policy = NetPolicy.from_settings(settings)
 
     async def start(self) -> None:
         self._playwright = await async_playwright().start()
@@ -87,9 +98,38 @@ class PlaywrightEngine:
                 await context.add_cookies(
                     [{"name": name, "value": value, "url": url} for name, value, url in spec.cookies]
                 )
+            await _guard(context, Gate(self._policy, **_gate_options(spec)))
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
         return PlaywrightContext(context)
+
+
+def _gate_options(spec: ContextSpec) -> dict[str, Any]:
+    return {"trusted_origin": spec.trusted_origin, "allowlisted_navigation": spec.allowlisted_navigation}
+
+
+async def _guard(context: BrowserContext, gate: Gate) -> None:
+    """Every request and WebSocket of the context's pages (navigations, redirects, subresources)
+    goes through the network policy first; a forbidden one is aborted before it leaves Chromium."""
+
+    async def on_request(route: Route, request: Request) -> None:
+        main_frame_navigation = request.is_navigation_request() and request.frame.parent_frame is None
+        if await gate.problem(request.url, main_frame_navigation=main_frame_navigation):
+            with contextlib.suppress(PlaywrightError):  # the page may be gone already
+                await route.abort("blockedbyclient")
+            return
+        with contextlib.suppress(PlaywrightError):
+            await route.continue_()
+
+    async def on_websocket(websocket: WebSocketRoute) -> None:
+        if await gate.problem(websocket.url, main_frame_navigation=False):
+            with contextlib.suppress(PlaywrightError):
+                await websocket.close(code=1008, reason="blocked by the network policy")
+            return
+        websocket.connect_to_server()
+
+    await context.route("**/*", on_request)
+    await context.route_web_socket(re.compile(".*"), on_websocket)
 
 
 class PlaywrightContext:
@@ -165,6 +205,10 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
+    if "net::ERR_BLOCKED_BY_CLIENT" in exc.message:
+        return blocked(step)
+    if re.search(r"while parsing (css )?selector|is not a valid selector", exc.message):
+        return InvalidRequest("selector: not a valid CSS selector.", field="selector")
     if match := re.search(r"net::ERR_[A-Z_]+", exc.message):
         return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
     return RenderError(f"The browser failed at step '{step}'.", extra={"step": step})
