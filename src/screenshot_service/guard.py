@@ -156,7 +156,9 @@ class Guard:
             raise TooManyRequests(
                 "This number has asked for too many renders; try again later.", retry_after=retry_after
             )
-        if request.url is not None and self._raw_urls:
+        # A raw URL's addresses are checked here, before the browser is involved, for a clear refusal;
+        # its syntax and the rest of the request are the planner's, and the browser checks it again.
+        if request.url is not None and self._raw_urls and request.dashboard is None and not request.params:
             try:
                 await self._policy.check_raw_url_addresses(request.url)
             except ForbiddenUrl:

@@ -35,6 +35,10 @@ CHROMIUM_ARGS = (
     "--font-render-hinting=none",
     # WebRTC's UDP (STUN/TURN) is invisible to request interception; no dashboard needs it.
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Keep cross-site iframes in their page's process, where the network policy's per-page interception
+    # of redirects sees them (out-of-process iframes are separate DevTools targets).
+    "--disable-site-isolation-trials",
+    "--disable-features=IsolateOrigins,site-per-process",
 )
 
 

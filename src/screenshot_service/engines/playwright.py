@@ -98,10 +98,11 @@ class PlaywrightEngine:
                 await context.add_cookies(
                     [{"name": name, "value": value, "url": url} for name, value, url in spec.cookies]
                 )
-            await _guard(context, Gate(self._policy, **_gate_options(spec)))
+            gate = Gate(self._policy, **_gate_options(spec))
+            await _guard(context, gate)
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
-        return PlaywrightContext(context)
+        return PlaywrightContext(context, gate)
 
 
 def _gate_options(spec: ContextSpec) -> dict[str, Any]:
@@ -132,11 +133,43 @@ async def _guard(context: BrowserContext, gate: Gate) -> None:
     await context.route_web_socket(re.compile(".*"), on_websocket)
 
 
+async def _guard_redirects(context: BrowserContext, page: Page, gate: Gate) -> None:
+    """Redirect hops, which Playwright's routing lets through unasked, paused through CDP and checked.
+
+    Playwright calls a route handler for the first URL of a request only and follows redirects itself,
+    so a dashboard answering 302 to an internal address would get there. Chromium's Fetch domain
+    pauses every hop; the page's own session checks the hops and lets first requests go on to the
+    routing above (which also sees workers' requests).
+    """
+    session = await context.new_cdp_session(page)
+    tree = await session.send("Page.getFrameTree")
+    main_frame = tree["frameTree"]["frame"]["id"]
+
+    async def on_paused(event: dict[str, Any]) -> None:
+        problem = None
+        if event.get("redirectedRequestId"):
+            url = event["request"]["url"] + event["request"].get("urlFragment", "")
+            navigation = event.get("resourceType") == "Document" and event.get("frameId") == main_frame
+            problem = await gate.problem(url, main_frame_navigation=navigation)
+        request_id = event["requestId"]
+        with contextlib.suppress(PlaywrightError):  # the page may be gone already
+            if problem:
+                await session.send(
+                    "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
+                )
+            else:
+                await session.send("Fetch.continueRequest", {"requestId": request_id})
+
+    session.on("Fetch.requestPaused", on_paused)
+    await session.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})
+
+
 class PlaywrightContext:
     """A Playwright browser context; each capture gets a new page in it."""
 
-    def __init__(self, context: BrowserContext) -> None:
+    def __init__(self, context: BrowserContext, gate: Gate) -> None:
         self._context = context
+        self._gate = gate
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
         try:
@@ -144,6 +177,7 @@ class PlaywrightContext:
         except PlaywrightError as exc:
             raise _translate(exc, "open-page") from exc
         try:
+            await deadline.run("open-page", lambda t: _guard_redirects(self._context, page, self._gate))
             return await capture_page(_PlaywrightPage(page), spec, deadline)
         finally:
             with contextlib.suppress(PlaywrightError):  # the page may have died with its browser
@@ -205,7 +239,7 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
-    if "net::ERR_BLOCKED_BY_CLIENT" in exc.message:
+    if "net::ERR_BLOCKED_BY_CLIENT" in exc.message or "net::ERR_UNSAFE_REDIRECT" in exc.message:
         return blocked(step)
     if re.search(r"while parsing (css )?selector|is not a valid selector", exc.message):
         return InvalidRequest("selector: not a valid CSS selector.", field="selector")

@@ -66,9 +66,6 @@ class PyppeteerEngine:
                 self._settings.chromium_path,
                 "--headless",
                 *args,
-                # Cross-site iframes in their own processes would escape the page's request interception.
-                "--disable-site-isolation-trials",
-                "--disable-features=IsolateOrigins,site-per-process",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 f"--user-data-dir={self._profile}",
@@ -282,7 +279,7 @@ def _translate(exc: PyppeteerError, step: str) -> Exception:
     if isinstance(exc, PyppeteerTimeout):
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     message = str(exc)
-    if "net::ERR_BLOCKED_BY_CLIENT" in message:
+    if "net::ERR_BLOCKED_BY_CLIENT" in message or "net::ERR_UNSAFE_REDIRECT" in message:
         return blocked(step)
     if match := re.search(r"net::ERR_[A-Z_]+", message):
         return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
