@@ -15,6 +15,7 @@
     │   └── ImageTooLarge            422 image-too-large
     ├── TooManyRequests              429 rate-limited         (Retry-After)
     │   └── Busy                     429 busy
+    ├── LimiterUnavailable           503 limiter-unavailable  (the rate-limit store is down)
     ├── RenderError                  502 render-failed
     │   ├── RenderTimeout            504 render-timeout       (names the step)
     │   └── BrowserUnavailable       503 browser-unavailable
@@ -127,6 +128,10 @@ class TooManyRequests(ServiceError):
 
 class Busy(TooManyRequests):
     slug, title = "busy", "Service busy"
+
+
+class LimiterUnavailable(ServiceError):
+    status, slug, title = 503, "limiter-unavailable", "Rate limiter unavailable"
 
 
 class RenderError(ServiceError):

@@ -10,7 +10,9 @@ in process memory by default, in Redis when ``SCREENSHOT_REDIS_URL`` is set (nee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -20,9 +22,10 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.types import Receive, Scope, Send
+from redis.exceptions import RedisError
 
 from . import metrics
-from .errors import ForbiddenUrl, InvalidRequest, RequesterNotAllowed, TooManyRequests
+from .errors import ForbiddenUrl, InvalidRequest, LimiterUnavailable, RequesterNotAllowed, TooManyRequests
 from .netpolicy import NetPolicy
 from .phones import Masker, normalise
 from .schemas import RenderRequest
@@ -53,7 +56,7 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
         request = app.request_class(scope)
         store = self.config.get_store_from_app(app)
         key = self.cache_key_from_request(request)
-        async with self._lock:
+        async with self._lock, _store_errors():
             window = await self.retrieve_cached_history(key, store)
             if len(window.history) >= self.max_requests:
                 name = _key_name(request)
@@ -65,6 +68,18 @@ class KeyRateLimitMiddleware(RateLimitMiddleware):
                 )
             await self.set_cached_history(key=key, cache_object=window, store=store)
         await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=window))
+
+
+@contextlib.asynccontextmanager
+async def _store_errors() -> AsyncIterator[None]:
+    """A store that cannot be reached fails closed: no counting, no rendering (and no Meta quota)."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        log.warning("rate-limit store unavailable", error=type(exc).__name__)
+        raise LimiterUnavailable(
+            "Rate limits cannot be checked right now; try again shortly.", retry_after=5
+        ) from exc
 
 
 def key_rate_limit(settings: Settings) -> RateLimitConfig | None:
@@ -102,7 +117,7 @@ class FixedWindow:
     async def hit(self, identity: str) -> int | None:
         """Count one hit; None if within the limit, else the seconds until the window resets."""
         key = f"{self._prefix}::{identity}"
-        async with self._lock:
+        async with self._lock, _store_errors():
             now = int(time.time())
             raw = await self._store.get(key)
             window = msgspec.json.decode(raw, type=_Window) if raw else None
