@@ -4,7 +4,7 @@ reached it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,9 @@ async def origin_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _clear_hits() -> Iterator[None]:
+def _clear_hits() -> None:
     INTERNAL.paths.clear()
     OWN.paths.clear()
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +164,7 @@ ALLOWLIST = ",".join(
         "localhost",
         "127.0.0.1",
         "[::1]",
-        "0.0.0.0",  # noqa: S104  (an allowlist entry, not a bind address)
+        "0.0.0.0",
         "10.1.2.3",
         "100.64.0.1",
         "169.254.169.254",
@@ -207,7 +206,7 @@ async def raw(dashboards_file: Path) -> AsyncIterator[httpx.AsyncClient]:
         pytest.param("http://127.0.0.1:8000/v1/renders", id="loopback-with-port"),
         pytest.param("http://localhost/", id="name-resolving-to-loopback"),
         pytest.param("http://[::1]/", id="ipv6-loopback"),
-        pytest.param("http://0.0.0.0/", id="unspecified"),  # noqa: S104
+        pytest.param("http://0.0.0.0/", id="unspecified"),
         pytest.param("http://10.1.2.3/", id="private"),
         pytest.param("http://100.64.0.1/", id="cgnat"),
         pytest.param("http://224.0.0.1/", id="multicast"),
