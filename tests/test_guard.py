@@ -96,6 +96,9 @@ async def test_phone_allowlist_refuses_and_does_not_render(
         pytest.param({"timezone": "Mars/Olympus_Mons"}, "timezone", id="timezone-unknown"),
         pytest.param({"timezone": "../../etc"}, "timezone", id="timezone-path"),
         pytest.param({"locale": "en_US.UTF-8"}, "locale", id="locale-pattern"),
+        pytest.param(
+            {"locale": "AA-0-0-0"}, "locale", id="locale-chromium-refuses"
+        ),  # found by the fuzz test
         pytest.param({"viewport": {"scale": 9}}, "viewport.scale", id="scale-too-big"),
         pytest.param({"viewport": {"height": 99999}}, "viewport.height", id="viewport-too-tall"),
         pytest.param({"timeout_ms": 10}, "timeout_ms", id="timeout-too-short"),

@@ -9,6 +9,7 @@ import msgspec
 from .settings import ImageFormat
 
 ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
 
 
 class ViewportOverride(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -39,9 +40,8 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     quality: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
     timezone: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+/-]*$")] | None = None
     """An IANA time zone, e.g. ``Asia/Ulaanbaatar``."""
-    locale: (
-        Annotated[str, msgspec.Meta(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")] | None
-    ) = None
+    locale: Annotated[str, msgspec.Meta(max_length=35, pattern=LOCALE_PATTERN)] | None = None
+    """A BCP 47 language tag: language, optional script and region, e.g. ``mn-MN``, ``zh-Hant-TW``."""
     timeout_ms: Annotated[int, msgspec.Meta(ge=500)] | None = None
 
 

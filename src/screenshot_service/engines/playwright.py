@@ -239,6 +239,9 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
+    for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
+        if method in exc.message:  # Chromium refused a value our patterns let through
+            return InvalidRequest(f"{field}: Chromium does not accept this value.", field=field)
     if "net::ERR_BLOCKED_BY_CLIENT" in exc.message or "net::ERR_UNSAFE_REDIRECT" in exc.message:
         return blocked(step)
     if re.search(r"while parsing (css )?selector|is not a valid selector", exc.message):

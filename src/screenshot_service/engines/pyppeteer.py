@@ -22,7 +22,7 @@ import pyppeteer
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 
-from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
 from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
@@ -279,6 +279,9 @@ def _translate(exc: PyppeteerError, step: str) -> Exception:
     if isinstance(exc, PyppeteerTimeout):
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     message = str(exc)
+    for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
+        if method in message:  # Chromium refused a value our patterns let through
+            return InvalidRequest(f"{field}: Chromium does not accept this value.", field=field)
     if "net::ERR_BLOCKED_BY_CLIENT" in message or "net::ERR_UNSAFE_REDIRECT" in message:
         return blocked(step)
     if match := re.search(r"net::ERR_[A-Z_]+", message):
