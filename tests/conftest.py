@@ -30,6 +30,9 @@ def service_settings(sock: socket.socket, **env: str) -> Settings:
         "SCREENSHOT_HOST": host,
         "SCREENSHOT_PORT": str(port),
         "SCREENSHOT_RENDER_CONCURRENCY": "2",
+        # The session's service serves every test: limits are tested on services of their own.
+        "SCREENSHOT_RATE_LIMIT_PER_KEY": "off",
+        "SCREENSHOT_RATE_LIMIT_PER_PHONE": "off",
     }
     if chromium := os.environ.get("CHROMIUM"):
         base["SCREENSHOT_CHROMIUM_PATH"] = chromium

@@ -27,7 +27,9 @@ from .browser import BrowserPool, EngineFactory
 from .dashboards import Catalog
 from .engines import create_engine
 from .errors import PROBLEM_MEDIA_TYPE, BrowserUnavailable, ServiceError, from_http_exception, problem_body
-from .logs import RequestIdMiddleware, structlog_config
+from .guard import STORE_NAME, Guard, create_store, key_rate_limit
+from .logs import Redactor, RequestIdMiddleware, structlog_config
+from .phones import Masker
 from .render import Renderer
 from .routes import dashboards, demo, health, renders
 from .settings import ConfigError, Settings
@@ -47,6 +49,20 @@ def create_app(
     catalog = catalog or Catalog.load(settings)
     pool = BrowserPool(settings, engine_factory)
     renderer = Renderer(catalog, pool)
+    store = create_store(settings)
+    masker = Masker(settings.log_hash_key.reveal() or None)
+    guard = Guard(settings, store, masker)
+    key_limit = key_rate_limit(settings)
+    redactor = Redactor(
+        [
+            *(key.reveal() for key in settings.api_keys.values()),
+            settings.meta_access_token.reveal(),
+            settings.redis_url.reveal(),
+            settings.log_hash_key.reveal(),
+            *catalog.secret_values(),
+        ],
+        masker,
+    )
     metrics.BROWSER_CONTEXTS.set_function(lambda: pool.open_targets()[0])
     metrics.BROWSER_PAGES.set_function(lambda: pool.open_targets()[1])
 
@@ -58,14 +74,19 @@ def create_app(
             # Keep serving: /readyz reports it, renders answer 503 and retry the launch.
             log.error("browser did not start", detail=exc.detail)  # noqa: TRY400  (expected; no traceback)
         try:
-            yield
+            async with store:  # closes a Redis connection pool
+                yield
         finally:
             await pool.close()
 
     api = Router(
         "/v1",
         route_handlers=[renders.create_render, dashboards.list_dashboards],
-        middleware=[DefineMiddleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys))],
+        # Cheapest refusal first: no key, then too many requests for this key.
+        middleware=[
+            DefineMiddleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys)),
+            *([key_limit.middleware] if key_limit else []),
+        ],
         security=[{"apiKey": []}],
         tags=["v1"],
     )
@@ -82,13 +103,17 @@ def create_app(
         dependencies={
             "renderer": Provide(lambda: renderer, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "guard": Provide(lambda: guard, use_cache=True, sync_to_thread=False),
         },
+        stores={STORE_NAME: store},
         lifespan=[lifespan],
         middleware=[prometheus.middleware],
         plugins=[
             StructlogPlugin(
                 StructlogConfig(
-                    structlog_logging_config=structlog_config(settings.log_level, settings.log_format),
+                    structlog_logging_config=structlog_config(
+                        settings.log_level, settings.log_format, redactor
+                    ),
                     enable_middleware_logging=False,
                 )
             ),

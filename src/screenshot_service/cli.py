@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 import msgspec
 import uvicorn
 
-from .settings import ConfigError, Settings, load_settings
+from .settings import ConfigError, Secret, Settings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +79,9 @@ def check_config() -> int:
     catalog = Catalog.load(settings)
     shown = msgspec.to_builtins(settings, enc_hook=str)
     shown["api_keys"] = dict.fromkeys(settings.api_keys, "**********")
-    shown["meta_access_token"] = "**********" if settings.meta_access_token else ""
+    for field in msgspec.structs.fields(Settings):
+        if isinstance(value := getattr(settings, field.name), Secret):
+            shown[field.name] = "**********" if value else ""
     print(
         msgspec.json.format(
             msgspec.json.encode({"settings": shown, "dashboards": catalog.describe()})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import zoneinfo
 from collections.abc import Mapping
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
@@ -12,10 +14,13 @@ import msgspec
 
 from .engines import CaptureSpec, ContextSpec
 from .errors import Forbidden, InvalidParameter, InvalidRequest, UnknownDashboard
+from .netpolicy import NetPolicy, origin_of
 from .schemas import DashboardInfo, DashboardList, ParamInfo, RenderRequest, ViewportOverride
 from .settings import Dashboard, DashboardsFile, Secret, Settings, load_dashboards
 
 N = TypeVar("N", bound=float)
+RAW_URL = "raw-url"
+"""The ``dashboard`` of a raw URL render in logs and metrics."""
 
 
 class RenderPlan(msgspec.Struct, kw_only=True, frozen=True):
@@ -41,6 +46,7 @@ class Catalog:
         self.default = file.default
         self._secrets = dict(secrets)
         self._settings = settings
+        self._policy = NetPolicy.from_settings(settings)
 
     @classmethod
     def load(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> Catalog:
@@ -53,6 +59,10 @@ class Catalog:
             for name in [*d.headers_env.values(), *(c.value_env for c in d.cookies)]
         }
         return cls(file, {name: Secret(env[name]) for name in needed}, settings)
+
+    def secret_values(self) -> list[str]:
+        """The dashboards' header and cookie values, for the log redactor to look for."""
+        return [secret.reveal() for secret in self._secrets.values()]
 
     def describe(self) -> DashboardList:
         """The public view of the catalog: names, titles and parameters, never URLs or secrets."""
@@ -75,7 +85,15 @@ class Catalog:
     def plan(self, request: RenderRequest) -> RenderPlan:
         """Check a request against its dashboard and the service's limits; raise a 4xx error if wrong."""
         if request.url is not None:
-            raise Forbidden("Raw URLs are not enabled on this service; name a dashboard instead.")
+            if not self._settings.allow_raw_urls:
+                raise Forbidden("Raw URLs are not enabled on this service; name a dashboard instead.")
+            if request.dashboard is not None or request.params:
+                field = "dashboard" if request.dashboard is not None else "params"
+                raise InvalidRequest(
+                    f"{field}: a raw URL is rendered as it is; send one or the other.", field=field
+                )
+            self._policy.check_raw_url(request.url)
+            return self._plan_raw(request.url, request)
         name = request.dashboard or self.default
         if name is None:
             raise InvalidRequest("Name a dashboard; this service has no default.", field="dashboard")
@@ -84,9 +102,17 @@ class Catalog:
             raise UnknownDashboard(f"There is no dashboard named {name!r}; GET /v1/dashboards lists them.")
         return self._plan_dashboard(dashboard, request)
 
-    def _plan_dashboard(self, dashboard: Dashboard, request: RenderRequest) -> RenderPlan:
+    def _plan_raw(self, url: str, request: RenderRequest) -> RenderPlan:
+        """A raw URL: a dashboard of defaults, in a fresh context that trusts no origin."""
+        plan = self._plan_dashboard(Dashboard(name=RAW_URL, url=url), request, url=url)
+        context = msgspec.structs.replace(plan.context, trusted_origin=None, allowlisted_navigation=True)
+        return msgspec.structs.replace(plan, context_key=None, context=context)
+
+    def _plan_dashboard(
+        self, dashboard: Dashboard, request: RenderRequest, url: str | None = None
+    ) -> RenderPlan:
         settings = self._settings
-        url = self._build_url(dashboard, request.params)
+        url = url or self._build_url(dashboard, request.params)
         view = request.viewport or ViewportOverride()
         width = _bounded("viewport.width", view.width, dashboard.viewport.width, settings.max_viewport_width)
         height = _bounded(
@@ -99,6 +125,10 @@ class Catalog:
             dashboard.timeout_ms or settings.render_timeout_ms,
             settings.max_timeout_ms,
         )
+        if request.timezone is not None and request.timezone not in _time_zones():
+            raise InvalidRequest(
+                f"timezone: {request.timezone!r} is not an IANA time zone.", field="timezone"
+            )
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         context = ContextSpec(
             width=width,
@@ -110,6 +140,7 @@ class Catalog:
             cookies=[
                 (c.name, self._secrets[c.value_env].reveal(), origin + c.path) for c in dashboard.cookies
             ],
+            trusted_origin=origin_of(url),
         )
         fmt = request.format or dashboard.format
         capture = CaptureSpec(
@@ -160,3 +191,8 @@ def _bounded(field: str, value: N | None, default: N, limit: N) -> N:
     if value > limit:
         raise InvalidRequest(f"{field} must be at most {limit}.", field=field)
     return value
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())

@@ -4,6 +4,8 @@
     ├── BadRequest                   400 bad-request
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
+    │   ├── ForbiddenUrl             403 forbidden-url        (SSRF policy; names the field)
+    │   └── RequesterNotAllowed      403 requester-not-allowed
     ├── NotFound                     404 not-found
     │   └── UnknownDashboard         404 unknown-dashboard
     ├── MethodNotAllowed             405 method-not-allowed
@@ -13,6 +15,7 @@
     │   └── ImageTooLarge            422 image-too-large
     ├── TooManyRequests              429 rate-limited         (Retry-After)
     │   └── Busy                     429 busy
+    ├── LimiterUnavailable           503 limiter-unavailable  (the rate-limit store is down)
     ├── RenderError                  502 render-failed
     │   ├── RenderTimeout            504 render-timeout       (names the step)
     │   └── BrowserUnavailable       503 browser-unavailable
@@ -75,6 +78,14 @@ class Forbidden(ServiceError):
     status, slug, title = 403, "forbidden", "Not allowed"
 
 
+class ForbiddenUrl(Forbidden):
+    slug, title = "forbidden-url", "Destination not allowed"
+
+
+class RequesterNotAllowed(Forbidden):
+    slug, title = "requester-not-allowed", "Requester not allowed"
+
+
 class NotFound(ServiceError):
     status, slug, title = 404, "not-found", "Not found"
 
@@ -117,6 +128,10 @@ class TooManyRequests(ServiceError):
 
 class Busy(TooManyRequests):
     slug, title = "busy", "Service busy"
+
+
+class LimiterUnavailable(ServiceError):
+    status, slug, title = 503, "limiter-unavailable", "Rate limiter unavailable"
 
 
 class RenderError(ServiceError):

@@ -6,19 +6,22 @@ import logging
 import re
 import secrets
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.logging.config import LoggingConfig, StructLoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
+
+from .phones import Masker
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def structlog_config(level: str, fmt: str) -> StructLoggingConfig:
+def structlog_config(level: str, fmt: str, redactor: Redactor | None = None) -> StructLoggingConfig:
     """Structlog as the service logs: one JSON object a line on stdout, request context merged in."""
     render: Processor = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
@@ -29,6 +32,7 @@ def structlog_config(level: str, fmt: str) -> StructLoggingConfig:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         # Plain-text tracebacks: structured ones would carry local variables, and with them secrets.
         structlog.processors.format_exc_info,
+        *([redactor] if redactor is not None else []),
     ]
     # Records from the standard library (uvicorn, asyncio) take the same road to the same JSON lines;
     # Litestar's default for them cannot serialise a record's exc_info.
@@ -90,3 +94,37 @@ class RequestIdMiddleware:
 def bind(**values: Any) -> None:
     """Add fields to every log line of the current request."""
     structlog.contextvars.bind_contextvars(**values)
+
+
+class Redactor:
+    """The last line of defence, run on every log line: known secret values become stars and anything
+    shaped like a phone number becomes its masked form, in every string field (tracebacks included).
+
+    Code should never log these in the first place (the requester is bound already masked); this
+    catches what slips through, such as a number quoted in an exception message.
+    """
+
+    _EXEMPT = frozenset({"request_id", "timestamp", "level", "event"})
+
+    def __init__(self, secrets: Iterable[str], masker: Masker) -> None:
+        # Longest first, so a secret containing another is replaced whole; short values would
+        # match innocent text and are not secrets worth the name.
+        self._secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
+        self._masker = masker
+
+    def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+        for key, value in event_dict.items():
+            if key not in self._EXEMPT:
+                event_dict[key] = self._clean(value)
+        return event_dict
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "**********")
+            return self._masker.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value

@@ -23,3 +23,16 @@ IMAGE_BYTES = Histogram(
     "Size of rendered images.",
     buckets=(50e3, 100e3, 250e3, 500e3, 1e6, 2e6, 5e6, 10e6),
 )
+
+# Guards: labels are key *names*, scopes and reasons, never a key, a number or a URL.
+RATE_LIMITED = Counter("screenshot_rate_limited_total", "Requests refused by a rate limit.", ["key", "scope"])
+FORBIDDEN = Counter(
+    "screenshot_forbidden_total",
+    "Requests with a valid API key refused by an allowlist or the URL policy.",
+    ["key", "reason"],
+)
+BLOCKED_REQUESTS = Counter(
+    "screenshot_blocked_requests_total",
+    "Requests the browser (or a raw URL) was not allowed to make, by reason (loopback, metadata...).",
+    ["reason"],
+)

@@ -9,6 +9,7 @@ import msgspec
 from .settings import ImageFormat
 
 ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
 
 
 class ViewportOverride(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -28,15 +29,19 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     ] = msgspec.field(default_factory=dict)
     url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     """A raw URL instead of a dashboard; only when the operator enabled raw URLs."""
-    requester: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    requester: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^\+?[0-9][0-9 ().-]{5,30}$")] | None = (
+        None
+    )
     """The WhatsApp number the render is for: allowlisted, rate limited, logged masked."""
     viewport: ViewportOverride | None = None
     full_page: bool | None = None
     selector: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
     format: ImageFormat | None = None
     quality: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
-    locale: Annotated[str, msgspec.Meta(min_length=2, max_length=35)] | None = None
+    timezone: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+/-]*$")] | None = None
+    """An IANA time zone, e.g. ``Asia/Ulaanbaatar``."""
+    locale: Annotated[str, msgspec.Meta(max_length=35, pattern=LOCALE_PATTERN)] | None = None
+    """A BCP 47 language tag: language, optional script and region, e.g. ``mn-MN``, ``zh-Hant-TW``."""
     timeout_ms: Annotated[int, msgspec.Meta(ge=500)] | None = None
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
+from .phones import normalise as normalise_phone
+
 ENV_PREFIX = "SCREENSHOT_"
 DEFAULT_DASHBOARDS = "demo/dashboards.toml"
 
 Engine = Literal["playwright", "pyppeteer"]
+RateLimitText = Annotated[str, msgspec.Meta(pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$")]
+RateLimitUnit = Literal["second", "minute", "hour", "day"]
 ImageFormat = Literal["png", "jpeg"]
 WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
 
@@ -78,6 +83,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     temp_dir: str = ""
     """Private directory for images between render and upload; empty means a per-user directory in /tmp."""
 
+    # Guards
+    rate_limit_per_key: RateLimitText = "60/minute"
+    """Requests per API key (every /v1 route): ``N/second|minute|hour|day``, or ``off``."""
+    rate_limit_per_phone: RateLimitText = "10/minute"
+    """Renders per requester number, ``N/unit`` or ``off``."""
+    redis_url: Secret = Secret("")
+    """Keep rate-limit counters in Redis (shared by replicas) instead of in process memory."""
+    phone_allowlist: frozenset[str] = frozenset()
+    """Comma-separated numbers; when set, only these requesters are served (and one must be named)."""
+    allow_raw_urls: bool = False
+    url_allowlist: tuple[str, ...] = ()
+    """Hosts raw URLs may name: ``grafana.example.com`` exactly, or ``*.example.com`` for its subdomains."""
+    allow_private_networks: bool = False
+    """Let the browser reach private, loopback, link-local and CGNAT addresses (never metadata)."""
+    allowed_networks: tuple[str, ...] = ()
+    """CIDRs the browser may reach even though they are private (e.g. ``10.20.0.0/16``)."""
+    log_hash_key: Secret = Secret("")
+    """Key of the hash in masked phone numbers; random per process when empty (unstable across restarts)."""
+
     @property
     def self_url(self) -> str:
         """Base URL of the service itself, used for the demo dashboard's template."""
@@ -87,6 +111,75 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def meta_configured(self) -> bool:
         """Whether uploads to Meta can be attempted."""
         return bool(self.meta_phone_number_id and self.meta_access_token)
+
+    @property
+    def key_rate_limit(self) -> tuple[RateLimitUnit, int] | None:
+        """``rate_limit_per_key`` as Litestar's ``(unit, count)``; None when off."""
+        return _rate_limit(self.rate_limit_per_key)
+
+    @property
+    def phone_rate_limit(self) -> tuple[RateLimitUnit, int] | None:
+        """``rate_limit_per_phone`` as ``(unit, count)``; None when off."""
+        return _rate_limit(self.rate_limit_per_phone)
+
+
+def _rate_limit(text: str) -> tuple[RateLimitUnit, int] | None:
+    if text == "off":
+        return None
+    count, _, unit = text.partition("/")
+    return msgspec.convert(unit, RateLimitUnit), int(count)
+
+
+_HOST_ENTRY = re.compile(
+    r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _parse_phones(raw: str) -> frozenset[str]:
+    numbers = set()
+    for entry in _split(raw):
+        number = normalise_phone(entry)
+        if number is None:
+            raise ConfigError(
+                f"{ENV_PREFIX}PHONE_ALLOWLIST: {entry[:3]}... is not an international number (7-15 digits)"
+            )
+        numbers.add(number)
+    return frozenset(numbers)
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    hosts = []
+    for entry in _split(raw):
+        host = entry.lower()
+        if not (_HOST_ENTRY.fullmatch(host) or _is_ip(host.strip("[]"))):
+            raise ConfigError(
+                f"{ENV_PREFIX}URL_ALLOWLIST: {entry!r} is not a host name, an IP address or *.domain "
+                "(no scheme, port, path or trailing dot; write IDNs in their xn-- form)"
+            )
+        hosts.append(host)
+    return tuple(hosts)
+
+
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    networks = []
+    for entry in _split(raw):
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{ENV_PREFIX}ALLOWED_NETWORKS: {entry!r} is not a CIDR") from None
+    return tuple(networks)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_api_keys(raw: str) -> dict[str, Secret]:
@@ -102,6 +195,14 @@ def _parse_api_keys(raw: str) -> dict[str, Secret]:
     return keys
 
 
+_LIST_PARSERS: dict[str, Callable[[str], object]] = {
+    "api_keys": _parse_api_keys,
+    "phone_allowlist": _parse_phones,
+    "url_allowlist": _parse_hosts,
+    "allowed_networks": _parse_networks,
+}
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``SCREENSHOT_*`` variables into :class:`Settings`; a wrong value raises :class:`ConfigError`."""
     env = os.environ if environ is None else environ
@@ -113,11 +214,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name = key.removeprefix(ENV_PREFIX).lower()
         if name not in fields:
             raise ConfigError(f"{key}: unknown setting")
-        raw[name] = _parse_api_keys(value) if name == "api_keys" else value
+        raw[name] = _LIST_PARSERS[name](value) if name in _LIST_PARSERS else value
     try:
-        return msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_secret)
+        settings = msgspec.convert(raw, Settings, strict=False, dec_hook=_decode_secret)
     except msgspec.ValidationError as exc:
         raise ConfigError(_name_variable(str(exc))) from None
+    if settings.allow_raw_urls and not settings.url_allowlist:
+        raise ConfigError(f"{ENV_PREFIX}URL_ALLOWLIST: raw URLs are enabled but no host is allowed")
+    return settings
 
 
 def _decode_secret(type_: type, value: object) -> object:
@@ -238,6 +342,10 @@ def _check_dashboard(path: str, name: str, dashboard: Dashboard, environ: Mappin
     where = f"dashboards file {path}: dashboards.{name}"
     if not NAME_RE.fullmatch(name):
         raise ConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_'")
+    authority = dashboard.url.partition("://")[2].partition("/")[0]
+    if set(re.findall(r"{(\w+)}", authority)) - {"service"}:
+        # The dashboard's origin is trusted by the browser's network policy: no request may choose it.
+        raise ConfigError(f"{where}.url: parameters may not appear in the scheme, host or port")
     placeholders = set(re.findall(r"{(\w+)}", dashboard.url)) - {"service"}
     if missing := placeholders - dashboard.params.keys():
         raise ConfigError(f"{where}.url: placeholders without a param: {', '.join(sorted(missing))}")

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from ..errors import RenderError, RenderTimeout
+from ..errors import ForbiddenUrl, RenderError, RenderTimeout
 from ..settings import ImageFormat, Settings, Wait
 
 T = TypeVar("T")
@@ -33,6 +33,12 @@ CHROMIUM_ARGS = (
     "--mute-audio",
     "--hide-scrollbars",
     "--font-render-hinting=none",
+    # WebRTC's UDP (STUN/TURN) is invisible to request interception; no dashboard needs it.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    # Keep cross-site iframes in their page's process, where the network policy's per-page interception
+    # of redirects sees them (out-of-process iframes are separate DevTools targets).
+    "--disable-site-isolation-trials",
+    "--disable-features=IsolateOrigins,site-per-process",
 )
 
 
@@ -47,6 +53,10 @@ class ContextSpec(msgspec.Struct, kw_only=True, frozen=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     cookies: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
     """(name, value, url) of each cookie; the url's path is the cookie's path."""
+    trusted_origin: str | None = None
+    """``scheme://host:port`` the network policy trusts (a configured dashboard's own); None trusts none."""
+    allowlisted_navigation: bool = False
+    """Main-frame navigations must go to hosts on the URL allowlist (raw URL renders)."""
 
     def __repr__(self) -> str:  # header and cookie values are secrets
         return (
@@ -92,6 +102,14 @@ class Deadline:
                 return await call(remaining)
         except TimeoutError:
             raise RenderTimeout(f"The page did not finish step '{step}' in time.", step=step) from None
+
+
+def blocked(step: str) -> ForbiddenUrl:
+    """The error of a page whose navigation the network policy aborted (net::ERR_BLOCKED_BY_CLIENT)."""
+    return ForbiddenUrl(
+        "The page, or a redirect it made, goes to a destination this service may not reach.",
+        extra={"step": step},
+    )
 
 
 class EnginePage(Protocol):

@@ -8,13 +8,23 @@ from collections.abc import Callable
 from typing import Any
 
 from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    WebSocketRoute,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, capture_page
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
 
 
 class PlaywrightEngine:
@@ -27,6 +37,7 @@ class PlaywrightEngine:
         self._on_disconnect = on_disconnect
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._policy = NetPolicy.from_settings(settings)
 
     async def start(self) -> None:
         self._playwright = await async_playwright().start()
@@ -87,16 +98,78 @@ class PlaywrightEngine:
                 await context.add_cookies(
                     [{"name": name, "value": value, "url": url} for name, value, url in spec.cookies]
                 )
+            gate = Gate(self._policy, **_gate_options(spec))
+            await _guard(context, gate)
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
-        return PlaywrightContext(context)
+        return PlaywrightContext(context, gate)
+
+
+def _gate_options(spec: ContextSpec) -> dict[str, Any]:
+    return {"trusted_origin": spec.trusted_origin, "allowlisted_navigation": spec.allowlisted_navigation}
+
+
+async def _guard(context: BrowserContext, gate: Gate) -> None:
+    """Every request and WebSocket of the context's pages (navigations, redirects, subresources)
+    goes through the network policy first; a forbidden one is aborted before it leaves Chromium."""
+
+    async def on_request(route: Route, request: Request) -> None:
+        main_frame_navigation = request.is_navigation_request() and request.frame.parent_frame is None
+        if await gate.problem(request.url, main_frame_navigation=main_frame_navigation):
+            with contextlib.suppress(PlaywrightError):  # the page may be gone already
+                await route.abort("blockedbyclient")
+            return
+        with contextlib.suppress(PlaywrightError):
+            await route.continue_()
+
+    async def on_websocket(websocket: WebSocketRoute) -> None:
+        if await gate.problem(websocket.url, main_frame_navigation=False):
+            with contextlib.suppress(PlaywrightError):
+                await websocket.close(code=1008, reason="blocked by the network policy")
+            return
+        websocket.connect_to_server()
+
+    await context.route("**/*", on_request)
+    await context.route_web_socket(re.compile(".*"), on_websocket)
+
+
+async def _guard_redirects(context: BrowserContext, page: Page, gate: Gate) -> None:
+    """Redirect hops, which Playwright's routing lets through unasked, paused through CDP and checked.
+
+    Playwright calls a route handler for the first URL of a request only and follows redirects itself,
+    so a dashboard answering 302 to an internal address would get there. Chromium's Fetch domain
+    pauses every hop; the page's own session checks the hops and lets first requests go on to the
+    routing above (which also sees workers' requests).
+    """
+    session = await context.new_cdp_session(page)
+    tree = await session.send("Page.getFrameTree")
+    main_frame = tree["frameTree"]["frame"]["id"]
+
+    async def on_paused(event: dict[str, Any]) -> None:
+        problem = None
+        if event.get("redirectedRequestId"):
+            url = event["request"]["url"] + event["request"].get("urlFragment", "")
+            navigation = event.get("resourceType") == "Document" and event.get("frameId") == main_frame
+            problem = await gate.problem(url, main_frame_navigation=navigation)
+        request_id = event["requestId"]
+        with contextlib.suppress(PlaywrightError):  # the page may be gone already
+            if problem:
+                await session.send(
+                    "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
+                )
+            else:
+                await session.send("Fetch.continueRequest", {"requestId": request_id})
+
+    session.on("Fetch.requestPaused", on_paused)
+    await session.send("Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]})
 
 
 class PlaywrightContext:
     """A Playwright browser context; each capture gets a new page in it."""
 
-    def __init__(self, context: BrowserContext) -> None:
+    def __init__(self, context: BrowserContext, gate: Gate) -> None:
         self._context = context
+        self._gate = gate
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
         try:
@@ -104,6 +177,7 @@ class PlaywrightContext:
         except PlaywrightError as exc:
             raise _translate(exc, "open-page") from exc
         try:
+            await deadline.run("open-page", lambda t: _guard_redirects(self._context, page, self._gate))
             return await capture_page(_PlaywrightPage(page), spec, deadline)
         finally:
             with contextlib.suppress(PlaywrightError):  # the page may have died with its browser
@@ -165,6 +239,13 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
+    for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
+        if method in exc.message:  # Chromium refused a value our patterns let through
+            return InvalidRequest(f"{field}: Chromium does not accept this value.", field=field)
+    if "net::ERR_BLOCKED_BY_CLIENT" in exc.message or "net::ERR_UNSAFE_REDIRECT" in exc.message:
+        return blocked(step)
+    if re.search(r"while parsing (css )?selector|is not a valid selector", exc.message):
+        return InvalidRequest("selector: not a valid CSS selector.", field="selector")
     if match := re.search(r"net::ERR_[A-Z_]+", exc.message):
         return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
     return RenderError(f"The browser failed at step '{step}'.", extra={"step": step})

@@ -22,9 +22,10 @@ import pyppeteer
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 
-from ..errors import BrowserUnavailable, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, capture_page
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 _UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
@@ -43,6 +44,7 @@ class PyppeteerEngine:
         self._browser: Any = None
         self._dead = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._policy = NetPolicy.from_settings(settings)
 
     async def start(self) -> None:
         self._dead = False
@@ -131,7 +133,12 @@ class PyppeteerEngine:
         except (PyppeteerError, TimeoutError) as exc:
             await self._check_alive()
             raise BrowserUnavailable("The browser did not open a context.") from exc
-        return PyppeteerContext(self, context, spec)
+        gate = Gate(
+            self._policy,
+            trusted_origin=spec.trusted_origin,
+            allowlisted_navigation=spec.allowlisted_navigation,
+        )
+        return PyppeteerContext(self, context, spec, gate)
 
     async def _check_alive(self) -> None:
         """After a failed or cancelled call: a connection that no longer answers is a dead browser."""
@@ -146,10 +153,11 @@ class PyppeteerEngine:
 class PyppeteerContext:
     """An incognito context; pyppeteer sets headers, cookies and emulation per page, so we do it here."""
 
-    def __init__(self, engine: PyppeteerEngine, context: Any, spec: ContextSpec) -> None:
+    def __init__(self, engine: PyppeteerEngine, context: Any, spec: ContextSpec, gate: Gate) -> None:
         self._engine = engine
         self._context = context
         self._spec = spec
+        self._gate = gate
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
         page: Any = None
@@ -170,6 +178,15 @@ class PyppeteerContext:
 
     async def _prepare(self, page: Any) -> None:
         spec = self._spec
+        # Every request (navigations, redirects, subresources) waits for the network policy's verdict.
+        # pyppeteer's own interception uses a CDP method Chromium has removed, so the Fetch domain is
+        # driven directly.
+        page._client.on(
+            "Fetch.requestPaused", lambda event: self._engine._spawn(self._intercept(page, event))
+        )
+        await page._client.send(
+            "Fetch.enable", {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]}
+        )
         await page.setViewport({"width": spec.width, "height": spec.height, "deviceScaleFactor": spec.scale})
         if spec.headers:
             await page.setExtraHTTPHeaders(spec.headers)
@@ -183,6 +200,20 @@ class PyppeteerContext:
     async def close(self) -> None:
         with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
             await asyncio.wait_for(self._context.close(), 5)
+
+    async def _intercept(self, page: Any, event: dict[str, Any]) -> None:
+        main_frame_navigation = event.get("resourceType") == "Document" and event.get("frameId") == (
+            page.mainFrame._id
+        )
+        url = event["request"]["url"] + event["request"].get("urlFragment", "")
+        problem = await self._gate.problem(url, main_frame_navigation=main_frame_navigation)
+        verdict = (
+            ("Fetch.failRequest", {"requestId": event["requestId"], "errorReason": "BlockedByClient"})
+            if problem
+            else ("Fetch.continueRequest", {"requestId": event["requestId"]})
+        )
+        with contextlib.suppress(PyppeteerError, OSError):  # the page may be gone already
+            await page._client.send(*verdict)
 
 
 class _PyppeteerPage:
@@ -248,6 +279,11 @@ def _translate(exc: PyppeteerError, step: str) -> Exception:
     if isinstance(exc, PyppeteerTimeout):
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
     message = str(exc)
+    for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
+        if method in message:  # Chromium refused a value our patterns let through
+            return InvalidRequest(f"{field}: Chromium does not accept this value.", field=field)
+    if "net::ERR_BLOCKED_BY_CLIENT" in message or "net::ERR_UNSAFE_REDIRECT" in message:
+        return blocked(step)
     if match := re.search(r"net::ERR_[A-Z_]+", message):
         return RenderError(f"The page could not be loaded ({match.group()}).", extra={"step": step})
     if "closed" in message.lower() or "crash" in message.lower():

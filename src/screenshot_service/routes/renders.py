@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body
 
+from ..guard import Guard
 from ..logs import bind
 from ..render import Renderer
 from ..schemas import RenderRequest
@@ -31,9 +32,13 @@ async def create_render(
     request: Request[str, None, Any],
     data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],
     renderer: NamedDependency[Renderer],
+    guard: NamedDependency[Guard],
 ) -> Response[bytes]:
+    bind(key=request.user)
+    if requester := await guard.admit(data, key_name=request.user):
+        bind(requester=requester)  # masked
     plan = renderer.plan(data)
-    bind(key=request.user, dashboard=plan.dashboard)
+    bind(dashboard=plan.dashboard)
     rendered = await renderer.render(plan)
     return Response(
         rendered.data,
