@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -41,15 +42,22 @@ def service_settings(sock: socket.socket, **env: str) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_service(env: Mapping[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """The real service on a free port, with a client that sends the test API key."""
+    """The real service on a free port, with a client that sends the test API key.
+
+    Its temp directory is its own (``SCREENSHOT_TEMP_DIR``) unless ``env`` names one.
+    """
     sock = free_socket()
-    app = create_app(service_settings(sock, **(env or {})))
+    temp_root = tempfile.TemporaryDirectory(prefix="screenshot-test-")
+    app = create_app(service_settings(sock, **{"temp_dir": f"{temp_root.name}/images", **(env or {})}))
     async with (
         serve(app, sock) as url,
         httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=60) as client,
     ):
         client.app = app  # type: ignore[attr-defined]
-        yield client
+        try:
+            yield client
+        finally:
+            temp_root.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +95,11 @@ cookies = [{{ name = "session", value_env = "TEST_DASHBOARD_COOKIE" }}]
 url = "{pages_url}/box"
 selector = "#box"
 viewport = {{ width = 800, height = 600, scale = 2 }}
+
+[dashboards.noise]
+url = "{pages_url}/noise"
+viewport = {{ width = 1600, height = 1200 }}
+wait = {{ selector = "body[data-ready='true']" }}
 
 [dashboards.never-ready]
 url = "{pages_url}/never-ready"

@@ -39,5 +39,27 @@ async def broken() -> str:
     return "<h1>Internal Server Error</h1>"
 
 
+NOISE_PAGE = """<!doctype html><html><body style="margin:0">
+<canvas id="noise" width="%(w)d" height="%(h)d"></canvas>
+<script>
+  // Random pixels do not compress: a PNG of this page is ~3 bytes a pixel, over WhatsApp's 5 MB.
+  const canvas = document.getElementById("noise");
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(canvas.width, canvas.height);
+  let seed = 42;  // xorshift32
+  for (let i = 0; i < image.data.length; i++) {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    image.data[i] = i %% 4 === 3 ? 255 : seed & 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  document.body.dataset.ready = "true";
+</script></body></html>"""
+
+
+@get("/noise", media_type=MediaType.HTML)
+async def noise() -> str:
+    return NOISE_PAGE % {"w": 1600, "h": 1200}
+
+
 def create_pages_app() -> Litestar:
-    return Litestar([box, never_ready, hang, broken])
+    return Litestar([box, never_ready, hang, broken, noise])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator
 
+import httpx
 import uvicorn
 from litestar import Litestar
 
@@ -44,3 +46,16 @@ async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+def wait_until_up(base: str, path: str = "/healthz", timeout_s: float = 30) -> None:
+    """Block until ``base + path`` answers 200 (a server started as a process)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}{path}").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base} did not start within {timeout_s} s")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 
 from .conftest import API_KEY
-from .servers import closed_port
+from .servers import closed_port, wait_until_up
 
 
 def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
@@ -31,13 +31,7 @@ def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_up(base)
         response = httpx.post(
             f"{base}/v1/renders",
             json={"dashboard": "sales", "params": {"range": "7d"}},
@@ -90,3 +84,50 @@ def test_check_config_hides_secrets() -> None:
     assert shown["settings"]["api_keys"] == {"n8n": "**********"}
     assert API_KEY not in result.stdout
     assert "EAAG-secret" not in result.stdout
+
+
+def test_demo_prints_curls_that_work_from_render_to_fetching_the_upload_back() -> None:
+    """What a new user does after `make run`: the printed commands, run as printed."""
+    port, graph_port = closed_port(), closed_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENSHOT_")}
+    env["SCREENSHOT_PORT"] = str(port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "screenshot_service", "demo", "--emulator-port", str(graph_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("The dashboard itself"):
+                break
+        banner = "".join(lines)
+        key = re.search(r"Your API key: (\S+)", banner)
+        token = re.search(r"Bearer (\S+)'", banner)
+        assert key and token, banner
+        media_curl = next(line for line in lines if line.strip().endswith("/v1/media"))
+        assert f"X-API-Key: {key[1]}" in media_curl
+        wait_until_up(f"http://127.0.0.1:{port}")
+
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/media",
+            json={"dashboard": "sales", "params": {"range": "7d"}},
+            headers={"X-API-Key": key[1]},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        media_id = response.json()["media_id"]
+        auth = {"Authorization": f"Bearer {token[1]}"}
+        info = httpx.get(f"http://127.0.0.1:{graph_port}/v21.0/{media_id}", headers=auth).json()
+        assert f"http://127.0.0.1:{graph_port}/whatsapp_business/attachments/?mid=MEDIA_ID" in banner
+        image = httpx.get(info["url"], headers=auth)
+        assert image.content.startswith(b"\x89PNG")
+        assert len(image.content) == response.json()["bytes"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

@@ -21,8 +21,8 @@ from schemathesis import Case, GenerationMode, Response
 from schemathesis.core.result import Ok
 
 from .conftest import API_KEY
-from .servers import closed_port
-from .test_masking import _wait_until_up
+from .emulator_fixtures import EMULATOR_TOKEN, PHONE_NUMBER_ID
+from .servers import closed_port, wait_until_up
 
 EXAMPLES_PER_OPERATION = 60
 
@@ -36,7 +36,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         '[dashboards.param]\nurl = "{service}/healthz?x={x}"\n[dashboards.param.params.x]\ndefault = "1"\n',
         encoding="utf-8",
     )
-    port = closed_port()
+    port, graph_port = closed_port(), closed_port()
     env = {
         **os.environ,
         "SCREENSHOT_API_KEYS": f"fuzz:{API_KEY}",
@@ -51,20 +51,27 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "SCREENSHOT_MAX_VIEWPORT_WIDTH": "640",
         "SCREENSHOT_MAX_VIEWPORT_HEIGHT": "480",
         "SCREENSHOT_MAX_SCALE": "1",
+        # Uploads go to the emulator, run as its own command.
+        "SCREENSHOT_META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
+        "SCREENSHOT_META_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "SCREENSHOT_META_ACCESS_TOKEN": EMULATOR_TOKEN,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "screenshot_service", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "screenshot_service"]
+    emulator = [*command, "meta-emulator", "--port", str(graph_port), "--token", EMULATOR_TOKEN]
+    processes = [
+        subprocess.Popen([*command, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT),
+        subprocess.Popen(emulator, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT),
+    ]
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_until_up(base)
+        wait_until_up(base)
+        wait_until_up(f"http://127.0.0.1:{graph_port}", "/_emulator/uploads")
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
 
 
 def check(case: Case[Any], response: Response) -> None:
@@ -85,7 +92,13 @@ def test_generated_requests_never_fail_on_our_side(base_url: str, tmp_path: Path
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result  # every operation in our document loads
         operations.append(result.ok())
-    assert {op.path for op in operations} >= {"/v1/renders", "/v1/dashboards", "/healthz", "/readyz"}
+    assert {op.path for op in operations} >= {
+        "/v1/renders",
+        "/v1/media",
+        "/v1/dashboards",
+        "/healthz",
+        "/readyz",
+    }
     session = requests.Session()
     statuses: dict[str, list[int]] = {}
     for operation in operations:
@@ -110,7 +123,7 @@ def test_generated_requests_never_fail_on_our_side(base_url: str, tmp_path: Path
         run()
     print({path: sorted(set(codes)) for path, codes in statuses.items()})
     # The generator really exercised the render route: some renders succeeded, many were refused.
-    renders = statuses["/v1/renders"]
-    assert len(renders) >= EXAMPLES_PER_OPERATION // 2
-    assert 200 in renders
-    assert {200, 404, 422} <= set(renders)
+    for path in ("/v1/renders", "/v1/media"):
+        answers = statuses[path]
+        assert len(answers) >= EXAMPLES_PER_OPERATION // 2
+        assert {200, 404, 422} <= set(answers), path

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from screenshot_service.phones import Masker, normalise
 
 from .conftest import API_KEY, OTHER_KEY
-from .servers import closed_port
+from .servers import closed_port, wait_until_up
 
 NUMBER = "97688123456"
 META_TOKEN = "EAAG-meta-token-never-logged-4242"
@@ -92,7 +91,7 @@ cookies = [{ name = "grafana_session", value_env = "GRAFANA_SESSION" }]
     answers: list[str] = []
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_until_up(base)
+        wait_until_up(base)
         with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=30) as client:
 
             def render(body: dict[str, object], **headers: str) -> httpx.Response:
@@ -134,14 +133,3 @@ cookies = [{ name = "grafana_session", value_env = "GRAFANA_SESSION" }]
         assert secret not in everything, secret[:6]
     for number in (NUMBER, "8812-3456", "88123456", "97600000001"):
         assert number not in everything, number[-3:]
-
-
-def _wait_until_up(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the service did not start")

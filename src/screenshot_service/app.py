@@ -25,14 +25,18 @@ from . import __version__, metrics
 from .auth import ApiKeyMiddleware, ApiKeys
 from .browser import BrowserPool, EngineFactory
 from .dashboards import Catalog
+from .disconnects import CancelOnDisconnect
 from .engines import create_engine
 from .errors import PROBLEM_MEDIA_TYPE, BrowserUnavailable, ServiceError, from_http_exception, problem_body
 from .guard import STORE_NAME, Guard, create_store, key_rate_limit
 from .logs import Redactor, RequestIdMiddleware, structlog_config
+from .media import Publisher
+from .meta import MetaClient
 from .phones import Masker
 from .render import Renderer
-from .routes import dashboards, demo, health, renders
+from .routes import dashboards, demo, health, media, renders
 from .settings import ConfigError, Settings
+from .tempfiles import TempImages
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +53,10 @@ def create_app(
     catalog = catalog or Catalog.load(settings)
     pool = BrowserPool(settings, engine_factory)
     renderer = Renderer(catalog, pool)
+    meta = MetaClient(settings)
+    temp = TempImages.from_settings(settings)
+    temp.ensure()  # a temp directory we cannot trust stops start-up, naming SCREENSHOT_TEMP_DIR
+    publisher = Publisher(renderer, temp, meta)
     store = create_store(settings)
     masker = Masker(settings.log_hash_key.reveal() or None)
     guard = Guard(settings, store, masker)
@@ -68,24 +76,27 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await temp.sweep()  # what a crash left behind
         try:
             await pool.start()
         except BrowserUnavailable as exc:
             # Keep serving: /readyz reports it, renders answer 503 and retry the launch.
             log.error("browser did not start", detail=exc.detail)  # noqa: TRY400  (expected; no traceback)
         try:
-            async with store:  # closes a Redis connection pool
+            async with store, meta:  # a Redis connection pool; Meta's HTTP client
                 yield
         finally:
             await pool.close()
+            await temp.sweep()
 
     api = Router(
         "/v1",
-        route_handlers=[renders.create_render, dashboards.list_dashboards],
+        route_handlers=[renders.create_render, media.create_media, dashboards.list_dashboards],
         # Cheapest refusal first: no key, then too many requests for this key.
         middleware=[
             DefineMiddleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys)),
             *([key_limit.middleware] if key_limit else []),
+            CancelOnDisconnect,
         ],
         security=[{"apiKey": []}],
         tags=["v1"],
@@ -104,6 +115,7 @@ def create_app(
             "renderer": Provide(lambda: renderer, use_cache=True, sync_to_thread=False),
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "guard": Provide(lambda: guard, use_cache=True, sync_to_thread=False),
+            "publisher": Provide(lambda: publisher, use_cache=True, sync_to_thread=False),
         },
         stores={STORE_NAME: store},
         lifespan=[lifespan],

@@ -1,8 +1,9 @@
-"""The ``screenshot-service`` command: ``serve``, ``demo``, ``check-config``."""
+"""The ``screenshot-service`` command: ``serve``, ``demo``, ``check-config``, ``meta-emulator``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import secrets
@@ -20,16 +21,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="screenshot-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the service (settings from SCREENSHOT_* variables)")
-    commands.add_parser("demo", help="run the service with a fresh API key and print a curl to try it")
+    demo_command = commands.add_parser(
+        "demo", help="run the service with a fresh API key (and a local Meta emulator) and print curls"
+    )
+    demo_command.add_argument(
+        "--emulator-port", type=int, default=8090, help="port of the local Meta emulator (default 8090)"
+    )
     commands.add_parser(
         "check-config", help="validate the settings and dashboards, print them with secrets hidden"
     )
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "meta-emulator",
+        help="run the local WhatsApp Graph API emulator (--help for its options)",
+        add_help=False,
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "meta-emulator":
+        from .meta_emulator import main as emulator_main  # noqa: PLC0415
+
+        return emulator_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "check-config":
             return check_config()
         if args.command == "demo":
-            return demo()
+            return demo(args.emulator_port)
         return serve(load_settings())
     except ConfigError as exc:
         print(f"screenshot-service: configuration error: {exc}", file=sys.stderr)
@@ -38,9 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     """Run the HTTP server until SIGTERM or Ctrl+C."""
+    _Server(_service_config(settings)).run()
+    return 0
+
+
+def _service_config(settings: Settings) -> uvicorn.Config:
     from .app import create_app  # noqa: PLC0415  (keeps `check-config` light)
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -50,8 +72,6 @@ def serve(settings: Settings) -> int:
         ws="none",  # no WebSocket routes; and the pyppeteer extra pins an old websockets
         timeout_graceful_shutdown=30,
     )
-    _Server(config).run()
-    return 0
 
 
 class _Server(uvicorn.Server):
@@ -61,8 +81,15 @@ class _Server(uvicorn.Server):
     and container platforms would log every normal stop as a failure.
     """
 
+    def __init__(self, config: uvicorn.Config, *, own_signals: bool = True) -> None:
+        super().__init__(config)
+        self.own_signals = own_signals  # False: whoever runs several servers handles the signals
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        if not self.own_signals:
+            yield
+            return
         previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
@@ -90,24 +117,91 @@ def check_config() -> int:
     return 0
 
 
-def demo() -> int:
-    """The service with the demo dashboards and a one-off API key, and a curl to try it."""
-    key = os.environ.get("SCREENSHOT_API_KEYS") or f"demo:{secrets.token_urlsafe(24)}"
-    settings = load_settings({**os.environ, "SCREENSHOT_API_KEYS": key, "SCREENSHOT_LOG_FORMAT": "console"})
-    token = next(iter(settings.api_keys.values())).reveal()
+def demo(emulator_port: int) -> int:
+    """The service with the demo dashboards and a one-off API key, and curls to try it.
+
+    Unless real Meta settings are in the environment, uploads go to a local Graph API emulator
+    started beside the service on 127.0.0.1, so ``/v1/media`` works on a machine with no account.
+    """
+    env = dict(os.environ)
+    env.setdefault("SCREENSHOT_API_KEYS", f"demo:{secrets.token_urlsafe(24)}")
+    env["SCREENSHOT_LOG_FORMAT"] = "console"
+    emulated = not load_settings(env).meta_configured
+    emulator_token = secrets.token_urlsafe(24)
+    graph = f"http://127.0.0.1:{emulator_port}"
+    if emulated:
+        env |= {
+            "SCREENSHOT_META_GRAPH_URL": graph,
+            "SCREENSHOT_META_PHONE_NUMBER_ID": DEMO_PHONE_NUMBER_ID,
+            "SCREENSHOT_META_ACCESS_TOKEN": emulator_token,
+        }
+    settings = load_settings(env)
+    key = next(iter(settings.api_keys.values())).reveal()
     base = settings.self_url
+    version = settings.meta_api_version
+    request = """-H 'Content-Type: application/json' -d '{"dashboard": "sales", "params": {"range": "7d"}}'"""
     print(
         f"""
-Demo: the service is starting at {base} (Ctrl+C stops it). Your API key: {token}
+Demo: the service is starting at {base} (Ctrl+C stops it). Your API key: {key}
 
-  curl -sS -o sales.png -H 'X-API-Key: {token}' -H 'Content-Type: application/json' \\
-       -d '{{"dashboard": "sales", "params": {{"range": "7d"}}}}' {base}/v1/renders
+A PNG of the sales dashboard:
+  curl -sS -o sales.png -H 'X-API-Key: {key}' {request} {base}/v1/renders
 
-Then open sales.png. The dashboard itself: {base}/demo/sales?range=7d   API docs: {base}/openapi
+The same, uploaded to WhatsApp; the answer carries its media_id:
+  curl -sS -H 'X-API-Key: {key}' {request} {base}/v1/media
 """,
         flush=True,
     )
-    return serve(settings)
+    if not emulated:
+        print("Uploads go to Meta, as SCREENSHOT_META_* say.\n", flush=True)
+        return serve(settings)
+    print(
+        f"""Uploads go to a local WhatsApp Graph API emulator at {graph}. Fetch an upload back:
+  curl -sS -H 'Authorization: Bearer {emulator_token}' {graph}/{version}/MEDIA_ID    # its url
+  curl -sS -o back.png -H 'Authorization: Bearer {emulator_token}' \\
+       '{graph}/whatsapp_business/attachments/?mid=MEDIA_ID'
+
+The dashboard itself: {base}/demo/sales?range=7d   API docs: {base}/openapi
+""",
+        flush=True,
+    )
+    from .meta_emulator import create_emulator_app  # noqa: PLC0415
+
+    emulator = uvicorn.Config(
+        create_emulator_app(emulator_token, phone_number_id=DEMO_PHONE_NUMBER_ID),
+        host="127.0.0.1",
+        port=emulator_port,
+        log_config=None,
+        access_log=False,
+        ws="none",
+    )
+    servers = [_Server(_service_config(settings), own_signals=False), _Server(emulator, own_signals=False)]
+    asyncio.run(_serve_together(servers))
+    return 0
+
+
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+"""The demo's WhatsApp phone number id, which the emulator accepts (Meta's are 15-digit numbers too)."""
+
+
+async def _serve_together(servers: list[_Server]) -> None:
+    """Run several servers in one loop; SIGTERM or Ctrl+C stops them all, and the first to fail."""
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
 
 
 if __name__ == "__main__":

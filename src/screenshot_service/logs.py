@@ -42,6 +42,7 @@ def structlog_config(level: str, fmt: str, redactor: Redactor | None = None) -> 
                 "()": structlog.stdlib.ProcessorFormatter,
                 "processors": [
                     structlog.stdlib.ExtraAdder(),
+                    _drop_color_message,
                     *common,
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     render,
@@ -59,6 +60,12 @@ def structlog_config(level: str, fmt: str, redactor: Redactor | None = None) -> 
         cache_logger_on_first_use=False,
         log_exceptions="never",  # unexpected errors are logged once, by the internal-error handler
     )
+
+
+def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn passes a copy of each message with terminal colours in an extra field."""
+    event_dict.pop("color_message", None)
+    return event_dict
 
 
 def new_request_id() -> str:

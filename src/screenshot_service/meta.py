@@ -160,7 +160,7 @@ class MetaClient:
         Raises :class:`MetaNotConfigured`, :class:`UpstreamThrottled` (503, ``retry_after``),
         :class:`UpstreamError` (502) or :class:`ImageTooLarge`; their ``extra`` names Meta's error.
         """
-        self._check_configured()
+        self.check_configured()
         if mime_type not in IMAGE_MIME_TYPES:
             raise ValueError(f"WhatsApp takes image/png or image/jpeg, not {mime_type}")
         size = (await asyncio.to_thread(path.stat)).st_size
@@ -279,7 +279,7 @@ class MetaClient:
 
     # --- errors --------------------------------------------------------------------------------
 
-    def _check_configured(self) -> None:
+    def check_configured(self) -> None:
         missing = [
             f"SCREENSHOT_{name.upper()}"
             for name in ("meta_phone_number_id", "meta_access_token")

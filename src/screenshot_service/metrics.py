@@ -36,3 +36,6 @@ BLOCKED_REQUESTS = Counter(
     "Requests the browser (or a raw URL) was not allowed to make, by reason (loopback, metadata...).",
     ["reason"],
 )
+CLIENT_DISCONNECTS = Counter(
+    "screenshot_client_disconnects_total", "Requests cancelled because their client hung up."
+)

@@ -1,0 +1,50 @@
+"""``POST /v1/media``: render a dashboard, upload it to WhatsApp, answer with the media id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.params import Body
+
+from ..guard import Guard
+from ..logs import bind
+from ..media import Publisher
+from ..schemas import MediaResponse, RenderRequest
+from .renders import RENDER_EXAMPLE
+
+
+@post(
+    "/media",
+    summary="Render a dashboard and upload it to WhatsApp",
+    description=(
+        "Renders like `POST /v1/renders`, makes the image fit WhatsApp's 5 MB, uploads it to the "
+        "WhatsApp Cloud API and answers with the media id to send. The image is not kept. "
+        "Errors are RFC 9457 problem details."
+    ),
+    status_code=200,
+)
+async def create_media(
+    request: Request[str, None, Any],
+    data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],
+    publisher: NamedDependency[Publisher],
+    guard: NamedDependency[Guard],
+) -> MediaResponse:
+    bind(key=request.user)
+    if requester := await guard.admit(data, key_name=request.user):
+        bind(requester=requester)  # masked
+    plan = publisher.renderer.plan(data)
+    bind(dashboard=plan.dashboard)
+    published = await publisher.publish(plan)
+    return MediaResponse(
+        media_id=published.media_id,
+        mime_type=published.mime_type,
+        bytes=published.bytes,
+        width=published.width,
+        height=published.height,
+        render_ms=published.render_ms,
+        upload_ms=published.upload_ms,
+        request_id=request.scope["state"]["request_id"],
+        fitted=published.fitted,
+    )
