@@ -108,7 +108,8 @@ def test_demo_prints_curls_that_work_from_render_to_fetching_the_upload_back() -
         banner = "".join(lines)
         key = re.search(r"Your API key: (\S+)", banner)
         token = re.search(r"Bearer (\S+)'", banner)
-        assert key and token, banner
+        assert key, banner
+        assert token, banner
         media_curl = next(line for line in lines if line.strip().endswith("/v1/media"))
         assert f"X-API-Key: {key[1]}" in media_curl
         wait_until_up(f"http://127.0.0.1:{port}")
