@@ -73,6 +73,13 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
             id="timeout-too-long",
         ),
         pytest.param({"dashboard": "box", "extra": 1}, 422, "invalid-request", "extra", id="unknown-field"),
+        pytest.param(
+            {"dashboard": "box", "selector": "#no-such-element"},
+            422,
+            "invalid-request",
+            "selector",
+            id="clip-selector-matches-nothing",
+        ),
         pytest.param({"url": "http://127.0.0.1/"}, 403, "forbidden", None, id="raw-url-disabled"),
     ],
 )

@@ -76,7 +76,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def check(case: Case[Any], response: Response) -> None:
     where = f"{case.method} {case.path} {case.body!r} -> {response.status_code}: {response.content[:300]!r}"
-    assert response.status_code < 500, where
+    if response.status_code == 504 and _short_timeout(case):
+        # A page's time is real: asking for a render within half a second may be too little on a
+        # loaded machine. Any other 5xx is our fault.
+        assert json.loads(response.content)["type"].endswith(":render-timeout"), where
+    else:
+        assert response.status_code < 500, where
     if response.status_code >= 400:
         assert response.headers["content-type"][0].startswith("application/problem+json"), where
         problem = json.loads(response.content)
@@ -84,6 +89,11 @@ def check(case: Case[Any], response: Response) -> None:
         assert problem["type"].startswith("urn:screenshot-service:problem:"), where
         assert isinstance(problem["title"], str), where
         assert isinstance(problem["detail"], str), where
+
+
+def _short_timeout(case: Case[Any]) -> bool:
+    timeout = case.body.get("timeout_ms") if isinstance(case.body, dict) else None
+    return isinstance(timeout, int) and timeout <= 2000
 
 
 def test_generated_requests_never_fail_on_our_side(base_url: str, tmp_path: Path) -> None:

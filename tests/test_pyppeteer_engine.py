@@ -32,6 +32,8 @@ async def test_renders_and_cleans_up(dashboards_file: Path) -> None:
         assert decode(sales.content).size == (1280, 800)
         clip = await client.post("/v1/renders", json={"dashboard": "box-clip"})
         assert decode(clip.content).size == (600, 300)
+        missing = {"dashboard": "box", "selector": "#no-such-element"}
+        assert_problem(await client.post("/v1/renders", json=missing), 422, "invalid-request")
         assert_problem(
             await client.post("/v1/renders", json={"dashboard": "never-ready"}), 504, "render-timeout"
         )

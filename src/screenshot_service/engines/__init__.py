@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from ..errors import ForbiddenUrl, RenderError, RenderTimeout
+from ..errors import ForbiddenUrl, InvalidRequest, RenderError, RenderTimeout
 from ..settings import ImageFormat, Settings, Wait
 
 T = TypeVar("T")
@@ -109,6 +109,16 @@ def blocked(step: str) -> ForbiddenUrl:
     return ForbiddenUrl(
         "The page, or a redirect it made, goes to a destination this service may not reach.",
         extra={"step": step},
+    )
+
+
+def no_element(selector: str) -> InvalidRequest:
+    """The error of a clip selector that matches nothing once the page is ready: the page will not
+    grow the element while we wait (readiness conditions are where waiting belongs)."""
+    return InvalidRequest(
+        "selector: no element on the page matches it once the page is ready "
+        "(to wait for a late element, make it the readiness selector).",
+        field="selector",
     )
 
 

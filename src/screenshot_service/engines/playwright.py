@@ -24,7 +24,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
 
 
 class PlaywrightEngine:
@@ -216,8 +216,10 @@ class _PlaywrightPage:
         if spec.format == "jpeg" and spec.quality is not None:
             options["quality"] = spec.quality
         if spec.selector:
-            locator = self._page.locator(spec.selector).first
-            data: bytes = await self._call("capture", locator.screenshot(**options))
+            matches = self._page.locator(spec.selector)
+            if not await self._call("capture", matches.count()):
+                raise no_element(spec.selector)
+            data: bytes = await self._call("capture", matches.first.screenshot(**options))
         else:
             data = await self._call("capture", self._page.screenshot(full_page=spec.full_page, **options))
         return data

@@ -25,7 +25,7 @@ from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page
+from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 _UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
@@ -263,9 +263,7 @@ class _PyppeteerPage:
         if spec.selector:
             target = await self._page.querySelector(spec.selector)
             if target is None:
-                raise RenderError(
-                    f"No element matches the clip selector {spec.selector!r}.", extra={"step": "capture"}
-                )
+                raise no_element(spec.selector)
         else:
             options["fullPage"] = spec.full_page
         data = await target.screenshot(options)
