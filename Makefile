@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	$(BIN)/hadolint Containerfile
 
 bench: install
 	$(BIN)/python -m benchmarks
