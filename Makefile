@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 APT_PACKAGES := chromium fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run test lint bench docs clean
 
 install: $(STAMP) system-deps
 
@@ -35,6 +35,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/hadolint Containerfile
+
+# The README's table of SCREENSHOT_* variables, regenerated from settings.py.
+docs: $(STAMP)
+	$(BIN)/python -m screenshot_service.settings_docs --write README.md
 
 bench: install
 	$(BIN)/python -m benchmarks

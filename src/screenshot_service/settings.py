@@ -47,37 +47,57 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_keys: dict[str, Secret] = msgspec.field(default_factory=dict)
     """``name:key`` pairs separated by commas; the name, never the key, is logged."""
     host: str = "127.0.0.1"
+    """Address the HTTP server listens on (``0.0.0.0`` in a container)."""
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    """TCP port of the HTTP server."""
     public_url: str = ""
     """Where the service's own pages are reachable (the demo dashboard); defaults to http://host:port."""
     dashboards_file: str = ""
     """TOML file of dashboards; empty means the demo dashboards shipped with the package."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe log level written."""
     log_format: Literal["json", "console"] = "json"
+    """JSON lines for log collectors, or coloured text for a terminal."""
 
     # Browser
     engine: Engine = "playwright"
+    """Browser library driving Chromium (pyppeteer needs the ``pyppeteer`` extra)."""
     chromium_path: str = "/usr/bin/chromium"
+    """Chromium executable to launch (never downloaded)."""
     browser_ws_endpoint: str = ""
     """Connect to a running Chromium over its DevTools WebSocket instead of launching one."""
     render_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    """Pages rendered at once; more requests wait for a slot within their deadline."""
     render_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=120_000)] = 20_000
+    """Deadline of a render when neither the dashboard nor the request sets one."""
     max_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] = 60_000
+    """Largest ``timeout_ms`` a request may ask for."""
 
     # Request limits
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 16_384
+    """Largest request body accepted (413 beyond)."""
     max_viewport_width: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 3840
+    """Largest viewport width a request may ask for, in CSS pixels."""
     max_viewport_height: Annotated[int, msgspec.Meta(ge=64, le=16384)] = 4320
+    """Largest viewport height a request may ask for, in CSS pixels."""
     max_scale: Annotated[float, msgspec.Meta(gt=0, le=4)] = 3.0
+    """Largest device scale factor a request may ask for."""
 
     # Meta (WhatsApp Cloud API)
     meta_graph_url: str = "https://graph.facebook.com"
+    """Base URL of Meta's Graph API (the local emulator's in tests and the demo)."""
     meta_api_version: str = "v21.0"
+    """Graph API version in upload URLs."""
     meta_phone_number_id: str = ""
+    """WhatsApp Business phone number id that uploads belong to; needed by ``/v1/media``."""
     meta_access_token: Secret = Secret("")
+    """Graph API access token (a system user's); needed by ``/v1/media``."""
     meta_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 15_000
+    """Timeout of one upload attempt to Meta."""
     meta_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 4
+    """Upload attempts at most, retries included (only retryable failures are retried)."""
     meta_retry_budget_ms: Annotated[int, msgspec.Meta(ge=0, le=120_000)] = 10_000
+    """Total time retries of one upload may take."""
     meta_max_connections: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
     """Connections the Graph API client keeps open at most (uploads beyond wait for one)."""
     temp_dir: str = ""
@@ -93,6 +113,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     phone_allowlist: frozenset[str] = frozenset()
     """Comma-separated numbers; when set, only these requesters are served (and one must be named)."""
     allow_raw_urls: bool = False
+    """Accept ``url`` instead of ``dashboard`` in requests, for hosts on ``SCREENSHOT_URL_ALLOWLIST``."""
     url_allowlist: tuple[str, ...] = ()
     """Hosts raw URLs may name: ``grafana.example.com`` exactly, or ``*.example.com`` for its subdomains."""
     allow_private_networks: bool = False
