@@ -123,7 +123,8 @@ async def test_invalid_css_selector_is_422(service: httpx.AsyncClient) -> None:
 async def test_redis_url_selects_the_redis_store_and_fails_closed() -> None:
     """Counters go to Redis when a URL is set; a Redis that cannot be reached refuses with a 503."""
     url = f"redis://:sekret-redis-password@127.0.0.1:{closed_port()}/0"
-    async with running_service({"redis_url": url, "rate_limit_per_key": "5/minute"}) as client:
+    env = {"redis_url": url, "rate_limit_per_key": "5/minute", "log_hash_key": "shared-by-replicas"}
+    async with running_service(env) as client:
         assert isinstance(client.app.stores.get(STORE_NAME), RedisStore)  # type: ignore[attr-defined]
         response = await client.get("/v1/dashboards")
     problem = assert_problem(response, 503, "limiter-unavailable")

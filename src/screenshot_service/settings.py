@@ -109,7 +109,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_per_phone: RateLimitText = "10/minute"
     """Renders per requester number, ``N/unit`` or ``off``."""
     redis_url: Secret = Secret("")
-    """Keep rate-limit counters in Redis (shared by replicas) instead of in process memory."""
+    """Keep rate-limit counters in Redis (shared by replicas) instead of in process memory, e.g.
+    ``redis://:password@redis:6379/0``; the per-phone limit then needs ``SCREENSHOT_LOG_HASH_KEY``."""
     phone_allowlist: frozenset[str] = frozenset()
     """Comma-separated numbers; when set, only these requesters are served (and one must be named)."""
     allow_raw_urls: bool = False
@@ -242,6 +243,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(_name_variable(str(exc))) from None
     if settings.allow_raw_urls and not settings.url_allowlist:
         raise ConfigError(f"{ENV_PREFIX}URL_ALLOWLIST: raw URLs are enabled but no host is allowed")
+    if settings.redis_url and settings.phone_rate_limit and not settings.log_hash_key:
+        # Per-phone counters are keyed by the number's keyed hash: replicas must share the key to share them.
+        raise ConfigError(
+            f"{ENV_PREFIX}LOG_HASH_KEY: needed with {ENV_PREFIX}REDIS_URL, so that replicas count a "
+            f"number's renders together (or set {ENV_PREFIX}RATE_LIMIT_PER_PHONE=off)"
+        )
     return settings
 
 
