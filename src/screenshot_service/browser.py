@@ -32,7 +32,7 @@ class BrowserPool:
         self._contexts: dict[str, EngineContext] = {}
         self._context_locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(settings.render_concurrency)
-        self._restart_lock = asyncio.Lock()
+        self._relaunch: asyncio.Task[None] | None = None
         self._generation = 0
 
     @property
@@ -52,7 +52,15 @@ class BrowserPool:
         log.info("browser started", engine=engine.name, generation=self._generation)
 
     async def close(self) -> None:
-        """Close every context and the browser."""
+        """Stop a relaunch under way, close every context and the browser (a remote one is only
+        disconnected from: it is not ours to stop)."""
+        relaunch, self._relaunch = self._relaunch, None
+        if relaunch is not None and not relaunch.done():
+            relaunch.cancel()
+            await asyncio.wait([relaunch])
+        await self._discard()
+
+    async def _discard(self) -> None:
         engine, self._engine = self._engine, None
         contexts, self._contexts = self._contexts, {}
         for context in contexts.values():
@@ -64,17 +72,27 @@ class BrowserPool:
         log.warning("browser disconnected", generation=self._generation)
 
     async def _ensure_engine(self) -> Engine:
-        """The live engine, relaunching a dead one once for every caller that finds it dead."""
+        """The live engine; a dead one is relaunched (or reconnected to) once for all who find it dead.
+
+        The relaunch runs as a task of its own that callers wait for, shielded: a caller whose deadline
+        passes (a readiness probe's few seconds, a render's timeout) stops waiting without cancelling
+        it, so a slow reconnect still completes for whoever comes next.
+        """
         if self._engine is not None and self._engine.connected:
             return self._engine
-        async with self._restart_lock:
-            if self._engine is not None and self._engine.connected:
-                return self._engine
-            await self.close()
-            metrics.BROWSER_RESTARTS.inc()
-            await self.start()
-            assert self._engine is not None
-            return self._engine
+        if self._relaunch is None or self._relaunch.done():
+            self._relaunch = asyncio.get_running_loop().create_task(self._relaunch_engine())
+            # Read the outcome even if every waiter gave up, so a failure is not reported as unretrieved.
+            self._relaunch.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await asyncio.shield(self._relaunch)
+        if self._engine is None or not self._engine.connected:
+            raise BrowserUnavailable("The browser went away again right after it was restarted.")
+        return self._engine
+
+    async def _relaunch_engine(self) -> None:
+        await self._discard()
+        metrics.BROWSER_RESTARTS.inc()
+        await self.start()
 
     async def _context_for(self, engine: Engine, key: str, spec: ContextSpec) -> EngineContext:
         lock = self._context_locks.setdefault(key, asyncio.Lock())
@@ -105,9 +123,11 @@ class BrowserPool:
         return self._engine.open_targets() if self._engine is not None else (0, 0)
 
     async def check(self, timeout_ms: float = 5000) -> None:
-        """Readiness: the browser answers and can open (and close) a page."""
-        if not self.connected:
-            raise BrowserUnavailable("The browser is not connected.")
+        """Readiness: the browser answers and can open (and close) a page.
+
+        A browser that is gone is relaunched (or reconnected to) here as on a render, so a replica
+        that readiness probes took out of service comes back by itself when its browser does.
+        """
         spec = ContextSpec(width=320, height=200, scale=1)
         capture = CaptureSpec(url="about:blank", width=320, height=200)
         await self.render(None, spec, capture, Deadline(timeout_ms))

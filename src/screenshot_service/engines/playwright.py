@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Callable
@@ -60,6 +61,9 @@ class PlaywrightEngine:
         except PlaywrightError as exc:
             await self.close()
             raise BrowserUnavailable(f"Chromium could not be started: {_first_line(exc)}") from exc
+        except asyncio.CancelledError:
+            await self.close()  # stop the Playwright driver this start began
+            raise
         self._browser.on("disconnected", lambda _: self._on_disconnect())
 
     async def close(self) -> None:
