@@ -99,13 +99,23 @@ def chromium() -> Iterator[ExternalChromium]:
             browser.stop()
 
 
-@pytest.mark.parametrize("endpoint", ["http", "ws"])
+@pytest.mark.parametrize(
+    ("engine", "endpoint"),
+    [
+        pytest.param("playwright", "http", id="playwright-http"),
+        pytest.param("playwright", "ws", id="playwright-ws"),
+        pytest.param("pyppeteer", "http", id="pyppeteer-http", marks=pytest.mark.pyppeteer),
+    ],
+)
 async def test_renders_in_a_remote_chromium_and_leaves_it_running(
-    chromium: ExternalChromium, dashboards_file: Path, endpoint: str
+    chromium: ExternalChromium, dashboards_file: Path, engine: str, endpoint: str
 ) -> None:
+    if engine == "pyppeteer":
+        pytest.importorskip("pyppeteer", reason="the [pyppeteer] extra is not installed")
     url = chromium.http_url if endpoint == "http" else chromium.ws_url()
     # The launch path leads nowhere: a render can only succeed in the external browser.
     env = {
+        "engine": engine,
         "browser_ws_endpoint": url,
         "dashboards_file": str(dashboards_file),
         "chromium_path": "/nonexistent",

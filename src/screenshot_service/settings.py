@@ -65,7 +65,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     chromium_path: str = "/usr/bin/chromium"
     """Chromium executable to launch (never downloaded)."""
     browser_ws_endpoint: str = ""
-    """Connect to a running Chromium over its DevTools WebSocket instead of launching one."""
+    """Use a running Chromium instead of launching one: its DevTools ``http://host:port`` (survives the
+    browser's restarts) or ``ws://`` URL. It is connected to, never stopped, and reconnected to when lost."""
     render_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     """Pages rendered at once; more requests wait for a slot within their deadline."""
     render_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=120_000)] = 20_000

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pyppeteer
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.errors import TimeoutError as PyppeteerTimeout
@@ -50,10 +51,12 @@ class PyppeteerEngine:
         self._dead = False
         endpoint = self._settings.browser_ws_endpoint or await self._launch()
         try:
+            if endpoint.startswith(("http://", "https://")):
+                endpoint = await _websocket_url(endpoint)
             self._browser = await asyncio.wait_for(
                 pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None), 15
             )
-        except (PyppeteerError, OSError, TimeoutError) as exc:
+        except (PyppeteerError, OSError, TimeoutError, httpx.HTTPError, KeyError, ValueError) as exc:
             await self.close()
             raise BrowserUnavailable("Chromium could not be reached over DevTools.") from exc
         self._browser.on("disconnected", self._lost)
@@ -313,3 +316,13 @@ async def _stop_group(process: asyncio.subprocess.Process) -> None:
         break
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # helpers that outlived the browser process
+
+
+async def _websocket_url(http_url: str) -> str:
+    """A remote Chromium's browser WebSocket URL, from its ``/json/version`` (pyppeteer's own lookup
+    blocks the event loop)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{http_url.rstrip('/')}/json/version")
+        response.raise_for_status()
+        url: str = response.json()["webSocketDebuggerUrl"]
+    return url
