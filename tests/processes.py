@@ -44,7 +44,7 @@ def service_processes(env: Mapping[str, str], count: int = 1) -> Iterator[list[s
             processes.append(process)
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base in bases:
-            wait_until_up(base, timeout_s=90)  # a shared CI machine can be slow to start two at once
+            wait_until_up(base)
         yield bases
 
 

@@ -48,8 +48,9 @@ async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
         sock.close()
 
 
-def wait_until_up(base: str, path: str = "/healthz", timeout_s: float = 30) -> None:
-    """Block until ``base + path`` answers 200 (a server started as a process)."""
+def wait_until_up(base: str, path: str = "/healthz", timeout_s: float = 90) -> None:
+    """Block until ``base + path`` answers 200 (a server started as a process; a loaded CI machine
+    can take long to start one)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
