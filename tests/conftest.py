@@ -104,7 +104,7 @@ wait = {{ selector = "body[data-ready='true']" }}
 [dashboards.never-ready]
 url = "{pages_url}/never-ready"
 wait = {{ selector = "#never" }}
-timeout_ms = 1500
+timeout_ms = 4000  # long enough that even a loaded machine gets past navigation
 
 [dashboards.hang]
 url = "{pages_url}/hang"
