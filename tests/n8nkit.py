@@ -53,7 +53,7 @@ def node_binary() -> str:
 
 
 def n8n_install() -> Path | None:
-    """The cached n8n install's bin directory (``node``, ``n8n``), installing it if need be; None if it cannot be."""
+    """The cached n8n install's bin directory (``node``, ``n8n``), installed if need be, or None."""
     try:
         done = subprocess.run(
             ["bash", str(INSTALLER), "--print-bin"], capture_output=True, text=True, timeout=1200, check=False
@@ -71,7 +71,7 @@ def run_code_node(
     items: list[dict[str, Any]],
     nodes: dict[str, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run a Code node's JavaScript as n8n does, with ``items`` as its input and ``nodes`` as earlier nodes' output."""
+    """Run a Code node's JavaScript as n8n does: ``items`` are its input, ``nodes`` earlier nodes' output."""
     done = subprocess.run(
         [node_binary(), str(RUNNER), str(workflow), node],
         input=json.dumps({"items": items, "nodes": nodes or {}, "executionId": "4242"}),

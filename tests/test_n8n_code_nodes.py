@@ -64,7 +64,12 @@ def trigger_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_every_code_node_is_tested_here() -> None:
-    names = {n["name"] for wf in (BOT, ERROR_HANDLER) for n in load(wf)["nodes"] if n["type"] == "n8n-nodes-base.code"}
+    names = {
+        n["name"]
+        for wf in (BOT, ERROR_HANDLER)
+        for n in load(wf)["nodes"]
+        if n["type"] == "n8n-nodes-base.code"
+    }
     assert names == TESTED
 
 
@@ -78,8 +83,12 @@ HELP = config()["helpText"]
     [
         pytest.param("text-help", {"action": "reply", "text": HELP}, id="help-any-case-and-spaces"),
         pytest.param("text-list", {"action": "list"}, id="list"),
-        pytest.param("text-sales-7d", {"action": "render", "dashboard": "sales", "args": ["7d"]}, id="sales-7d"),
-        pytest.param("text-unknown", {"action": "render", "dashboard": "борлуулалт", "args": []}, id="unknown"),
+        pytest.param(
+            "text-sales-7d", {"action": "render", "dashboard": "sales", "args": ["7d"]}, id="sales-7d"
+        ),
+        pytest.param(
+            "text-unknown", {"action": "render", "dashboard": "борлуулалт", "args": []}, id="unknown"
+        ),
         pytest.param("image-message", {"action": "reply", "text": HELP}, id="image-gets-help"),
     ],
 )
@@ -148,7 +157,12 @@ def test_allowlist_entries_are_compared_as_digits(listed: str) -> None:
 def test_stranger_gets_one_polite_refusal() -> None:
     [item] = parse({"body": payload("text-stranger")})
     assert check([item]) == [
-        {"from": STRANGER, "phoneNumberId": PHONE_NUMBER_ID, "action": "reply", "text": config()["refusalText"]}
+        {
+            "from": STRANGER,
+            "phoneNumberId": PHONE_NUMBER_ID,
+            "action": "reply",
+            "text": config()["refusalText"],
+        }
     ]
 
 
@@ -203,13 +217,19 @@ def test_plan_answers_an_unknown_dashboard_with_help() -> None:
 
 def test_plan_refuses_too_many_options() -> None:
     reply = plan("sales 7d extra")
-    assert reply == {**reply, "action": "reply", "text": "*sales* takes these options, in order: *sales [range]*."}
+    assert reply == {
+        **reply,
+        "action": "reply",
+        "text": "*sales* takes these options, in order: *sales [range]*.",
+    }
 
 
 @pytest.mark.parametrize(
     "answer",
     [
-        pytest.param({"statusCode": 401, "body": {"type": "urn:screenshot-service:problem:unauthorized"}}, id="401"),
+        pytest.param(
+            {"statusCode": 401, "body": {"type": "urn:screenshot-service:problem:unauthorized"}}, id="401"
+        ),
         pytest.param({"error": {"message": "connect ECONNREFUSED 127.0.0.1:1"}}, id="unreachable"),
         pytest.param({"statusCode": 200, "body": "<html>"}, id="not-json"),
     ],
@@ -227,7 +247,10 @@ def test_plan_hands_a_failed_fetch_to_explain_failure(answer: dict[str, Any]) ->
 def read_result(answer: dict[str, Any], text: str = "sales 7d") -> dict[str, Any]:
     planned = plan(text)
     [out] = run_code_node(
-        BOT, "Read render result", [answer], {"Config": [config(timeZone="Asia/Ulaanbaatar")], "Plan request": [planned]}
+        BOT,
+        "Read render result",
+        [answer],
+        {"Config": [config(timeZone="Asia/Ulaanbaatar")], "Plan request": [planned]},
     )
     return out
 
@@ -293,9 +316,18 @@ def problem(status: int, slug: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("answer", "sentence"),
     [
-        (problem(404, "unknown-dashboard"), "I don't know *sales*. Send *list* to see the dashboards I can show."),
-        (problem(422, "invalid-parameter"), "That option is not valid for *sales*. Send *list* to see its options."),
-        (problem(422, "invalid-request"), "That option is not valid for *sales*. Send *list* to see its options."),
+        (
+            problem(404, "unknown-dashboard"),
+            "I don't know *sales*. Send *list* to see the dashboards I can show.",
+        ),
+        (
+            problem(422, "invalid-parameter"),
+            "That option is not valid for *sales*. Send *list* to see its options.",
+        ),
+        (
+            problem(422, "invalid-request"),
+            "That option is not valid for *sales*. Send *list* to see its options.",
+        ),
         (problem(429, "rate-limited"), RATE),
         (problem(403, "requester-not-allowed"), "Sorry, this number is not allowed to use this bot."),
         (problem(504, "render-timeout"), TIMEOUT),
@@ -333,7 +365,10 @@ def test_error_summary_names_the_run_and_masks_numbers() -> None:
             "id": "231",
             "url": "https://n8n.example.com/workflow/1/executions/231",
             "retryOf": None,
-            "error": {"message": "Bad request for +976 9911 2233 (97699112233)", "stack": "Error: at secret.js:1"},
+            "error": {
+                "message": "Bad request for +976 9911 2233 (97699112233)",
+                "stack": "Error: at secret.js:1",
+            },
             "lastNodeExecuted": "Send text",
             "mode": "webhook",
         },
@@ -351,7 +386,12 @@ def test_error_summary_names_the_run_and_masks_numbers() -> None:
 
 
 def test_error_summary_of_a_trigger_failure() -> None:
-    item = {"trigger": {"error": {"message": "Invalid token", "node": {"name": "WhatsApp Trigger"}}, "mode": "trigger"},
-            "workflow": {"name": "WhatsApp dashboard bot"}}
+    item = {
+        "trigger": {
+            "error": {"message": "Invalid token", "node": {"name": "WhatsApp Trigger"}},
+            "mode": "trigger",
+        },
+        "workflow": {"name": "WhatsApp dashboard bot"},
+    }
     [out] = run_code_node(ERROR_HANDLER, "Summarise failure", [item])
     assert (out["node"], out["mode"], out["message"]) == ("WhatsApp Trigger", "trigger", "Invalid token")
