@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -340,6 +341,13 @@ def problem(status: int, slug: str) -> dict[str, Any]:
         (problem(401, "unauthorized"), UNAVAILABLE),
         (problem(413, "body-too-large"), UNAVAILABLE),
         (problem(503, "busy"), UNAVAILABLE),
+        (
+            {
+                **problem(422, "invalid-parameter"),
+                "body": json.dumps(problem(422, "invalid-parameter")["body"]),
+            },
+            "That option is not valid for *sales*. Send *list* to see its options.",
+        ),
         ({"statusCode": 429, "body": "Too Many Requests"}, RATE),
         ({"statusCode": 504, "body": "<html>Gateway Timeout</html>"}, TIMEOUT),
         ({"statusCode": 500, "body": None}, UNAVAILABLE),
