@@ -233,13 +233,19 @@ def test_plan_refuses_too_many_options() -> None:
         ),
         pytest.param({"error": {"message": "connect ECONNREFUSED 127.0.0.1:1"}}, id="unreachable"),
         pytest.param({"statusCode": 200, "body": "<html>"}, id="not-json"),
+        pytest.param({"statusCode": 502, "data": "<html>Bad Gateway</html>"}, id="text"),
     ],
 )
 def test_plan_hands_a_failed_fetch_to_explain_failure(answer: dict[str, Any]) -> None:
     out = plan("sales 7d", answer)
     assert out["action"] == "failed"
     assert out["dashboard"] == "sales"
-    assert out["answer"] == {"statusCode": None, "body": None, "error": None, **answer}
+    body = answer.get("body", answer.get("data"))
+    assert out["answer"] == {
+        "statusCode": answer.get("statusCode"),
+        "body": body,
+        "error": answer.get("error"),
+    }
 
 
 # --- Read render result ----------------------------------------------------------------------------

@@ -102,7 +102,11 @@ def test_service_calls_use_the_api_key_credential() -> None:
         headers = {h["name"]: h["value"] for h in params["headerParameters"]["parameters"]}
         assert headers == {"X-Request-ID": "={{ $execution.id }}"}
         assert node["onError"] == "continueRegularOutput"
-        assert params["options"]["response"]["response"] == {"fullResponse": True, "neverError": True}
+        assert params["options"]["response"]["response"] == {
+            "fullResponse": True,
+            "neverError": True,
+            "responseFormat": "json",  # problems are application/problem+json, which n8n takes for text
+        }
 
 
 def test_render_timeout_is_above_the_services_own() -> None:
