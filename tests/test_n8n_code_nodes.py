@@ -56,7 +56,8 @@ def _text_payload(text: str, sender: str) -> dict[str, Any]:
 
 
 def trigger_items(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the WhatsApp Trigger node emits for a webhook body: each change's value, with its field."""
+    """What the WhatsApp Trigger node emits for a webhook body: each change's value, with its field
+    (``WhatsAppTrigger.node.ts``'s ``webhook()``)."""
     return [
         {**change["value"], "field": change["field"]}
         for entry in body["entry"]

@@ -73,6 +73,8 @@ def test_bot_starts_at_the_whatsapp_trigger_for_messages() -> None:
     [trigger] = [n for n in load(BOT)["nodes"] if n["type"] in TRIGGERS]
     assert trigger["type"] == "n8n-nodes-base.whatsAppTrigger"
     assert trigger["parameters"]["updates"] == ["messages"]
+    # An empty list makes the trigger drop status updates before a run starts.
+    assert trigger["parameters"]["options"]["messageStatusUpdates"] == []
 
 
 def test_error_workflow_is_linked() -> None:
