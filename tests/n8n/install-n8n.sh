@@ -2,7 +2,8 @@
 # Installs a pinned n8n, and the Node.js it needs (n8n 2.x wants Node >= 24, from the npm registry's
 # `node` package), into a cache kept between runs, keyed by both versions:
 #   ${SCREENSHOT_N8N_CACHE:-~/.cache/screenshot-service/n8n}/n8n-<version>-node-<version>/bin/{n8n,node}
-# Prints that bin directory. Only npm is needed; nothing is fetched from anywhere but the npm registry.
+# With --print-bin, prints that bin directory; with --cached, only that, failing when nothing is cached.
+# Only npm is needed; nothing is fetched from anywhere but the npm registry.
 set -euo pipefail
 
 N8N_VERSION="${N8N_VERSION:-2.41.1}"
@@ -10,11 +11,15 @@ NODE_VERSION="${N8N_NODE_VERSION:-24.21.0}"
 CACHE_ROOT="${SCREENSHOT_N8N_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/screenshot-service/n8n}"
 DIR="$CACHE_ROOT/n8n-$N8N_VERSION-node-$NODE_VERSION"
 
-print_bin() { [ "${1:-}" = --print-bin ] && echo "$DIR/bin" || true; }
+print_bin() { case "${1:-}" in --print-bin | --cached) echo "$DIR/bin" ;; esac; }
 
 if [ -x "$DIR/bin/n8n" ] && "$DIR/bin/node" --version >/dev/null 2>&1; then
   print_bin "${1:-}"
   exit 0
+fi
+if [ "${1:-}" = --cached ]; then
+  echo "install-n8n: n8n $N8N_VERSION is not installed in $CACHE_ROOT: run $0" >&2
+  exit 1
 fi
 command -v npm >/dev/null || { echo "install-n8n: npm is needed" >&2; exit 1; }
 
