@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import io
 import math
 import os
 import secrets
@@ -57,6 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--requests", type=int, help="requests per service measurement")
     parser.add_argument("--concurrency", help="comma-separated concurrency levels (default 1,2,4,8)")
+    parser.add_argument("--pages", default="static,demo,heavy", help="comma-separated pages to render")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
     args = parser.parse_args(argv)
     counts = QUICK if args.quick else FULL
@@ -66,11 +68,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         counts = msgspec.structs.replace(counts, levels=tuple(int(c) for c in args.concurrency.split(",")))
     args.counts = counts
     args.engine_list = [e.strip() for e in args.engines.split(",") if e.strip()]
+    args.page_list = [p.strip() for p in args.pages.split(",") if p.strip()]
+    if PRIMARY not in args.page_list:
+        parser.error(f"--pages must include {PRIMARY!r}: the targets are judged on it")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # progress shows, even written to a file
     results = asyncio.run(run(args))
     print_report(results)
     Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
@@ -183,7 +190,7 @@ async def bench_engine(
     print(f"\n== {engine}: starting the service (cold start)")
     proc, cold_ms = await service.start()
     out["cold_start_ms"] = [cold_ms]
-    pages_targets = targets(pages, service.base)
+    pages_targets = [t for t in targets(pages, service.base) if t.dashboard in args.page_list]
     try:
         async with service.client() as client:
             for target in pages_targets:  # each dashboard's context is made, and the upload path warm
