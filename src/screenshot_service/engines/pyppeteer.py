@@ -162,8 +162,15 @@ class PyppeteerContext:
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
         page: Any = None
+        # Opened in a task of its own: a page whose opening the deadline or a hang-up cuts short still
+        # comes into being in Chromium, and is closed when it does.
+        opening = asyncio.ensure_future(self._context.newPage())
         try:
-            page = await deadline.run("open-page", lambda t: self._context.newPage())
+            try:
+                page = await deadline.run("open-page", lambda t: asyncio.shield(opening))
+            except BaseException:
+                opening.add_done_callback(self._close_orphan)
+                raise
             await deadline.run("open-page", lambda t: self._prepare(page))
             return await capture_page(_PyppeteerPage(page), spec, deadline)
         except PyppeteerError as exc:
@@ -176,6 +183,10 @@ class PyppeteerContext:
             if page is not None:
                 with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
                     await asyncio.wait_for(page.close(), 5)
+
+    def _close_orphan(self, opening: asyncio.Future[Any]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            self._engine._spawn(_close_quietly(opening.result()))
 
     async def _prepare(self, page: Any) -> None:
         spec = self._spec
@@ -296,6 +307,11 @@ def _translate(exc: PyppeteerError, step: str) -> Exception:
     if "closed" in message.lower() or "crash" in message.lower():
         return BrowserUnavailable("The browser or page went away during the render.")
     return RenderError("The browser failed during the render.", extra={"step": step})
+
+
+async def _close_quietly(page: Any) -> None:
+    with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
+        await asyncio.wait_for(page.close(), 5)
 
 
 async def _read_endpoint(stream: asyncio.StreamReader) -> str:
