@@ -16,6 +16,7 @@ import io
 import math
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,13 +77,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # SIGTERM unwinds like Ctrl+C, so the service, the emulator and the file server are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # progress shows, even written to a file
     results = asyncio.run(run(args))
     print_report(results)
-    Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
+    save(results, args.json)
     print(f"\nJSON written to {args.json}")
     return 0
+
+
+def save(results: dict[str, Any], path: str) -> None:
+    Path(path).write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
 
 
 def dashboards_toml(pages: str) -> str:
@@ -330,6 +337,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for engine in args.engine_list:
                 try:
                     results["engines"][engine] = await bench_engine(args, work, engine, pages, emulator)
+                    save(results, args.json)  # what is done so far, should a later engine fail
                 except Exception:
                     for log in work.glob("*.log"):  # noqa: ASYNC240  (failing anyway)
                         print(
