@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from playwright._impl._errors import TargetClosedError  # not re-exported; raised when Chromium dies
 from playwright.async_api import (
     Browser,
@@ -29,6 +30,8 @@ from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTime
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
 from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
+
+log = structlog.get_logger(__name__)
 
 
 class PlaywrightEngine:
@@ -249,7 +252,15 @@ class _PlaywrightPage:
         if (self._page.viewport_size or {}) != {"width": spec.width, "height": spec.height}:
             await self._page.set_viewport_size({"width": spec.width, "height": spec.height})
         if not spec.selector and not spec.full_page:
-            fast: bytes | None = await self._call("capture", self._viewport_screenshot(spec))
+            try:
+                fast = await self._viewport_screenshot(spec)
+            except TargetClosedError as exc:
+                raise _translate(exc, "capture") from exc
+            except PlaywrightError as exc:
+                # A capture here failed once in ~1000 renders on an overloaded machine: Playwright's path
+                # gets a second chance, and the log line says why.
+                log.warning("fast capture failed, taking Playwright's", error=_first_line(exc))
+                fast = None
             if fast is not None:
                 return fast
         options: dict[str, Any] = {"type": spec.format, "timeout": timeout_ms, "animations": "disabled"}
