@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiofiles
 import structlog
 
 from .settings import ConfigError, Settings
@@ -95,17 +94,20 @@ class TempImages:
         # Created here, before the first await, so that from this line on the finally below owns it:
         # O_EXCL refuses a planted file, O_NOFOLLOW a planted symlink, 0o600 keeps it ours.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        os.close(fd)
         try:
-            async with aiofiles.open(path, "wb", opener=_open_existing) as file:
-                await file.write(data)
+            # One hop to a worker thread, which writes through this descriptor and closes it: were the
+            # block cancelled meanwhile, the thread finishes into an unlinked file and creates nothing.
+            await asyncio.to_thread(_write_all, fd, memoryview(data))
             yield path
         finally:
             # Synchronous on purpose: an await here could itself be cancelled and leave the file.
             path.unlink(missing_ok=True)
 
 
-def _open_existing(path: str, flags: int) -> int:
-    """Open only the file :meth:`TempImages.image` created: were this thread to finish after the
-    block was cancelled and the file unlinked, it must not create the file again."""
-    return os.open(path, (flags & ~os.O_CREAT) | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _write_all(fd: int, data: memoryview) -> None:
+    """Write all of ``data`` to ``fd`` and close it, whatever happens."""
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)

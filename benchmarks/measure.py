@@ -1,0 +1,115 @@
+"""Latency statistics, and a closed-loop load generator: N workers sending requests back to back."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import msgspec
+
+from .procs import tree_rss_mb
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """One measured series: successful samples, failures, latency percentiles and throughput."""
+
+    n: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    throughput_rps: float
+    bytes_p50: int = 0
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summarize(latencies_s: list[float], errors: int, wall_s: float, sizes: list[int]) -> Stats:
+    ordered = sorted(latencies_s)
+    sizes = sorted(sizes)
+    return Stats(
+        n=len(ordered),
+        errors=errors,
+        p50_ms=round(percentile(ordered, 0.5) * 1000, 1),
+        p95_ms=round(percentile(ordered, 0.95) * 1000, 1),
+        mean_ms=round(sum(ordered) / len(ordered) * 1000, 1) if ordered else math.nan,
+        throughput_rps=round(len(ordered) / wall_s, 2) if wall_s > 0 else math.nan,
+        bytes_p50=sizes[len(sizes) // 2] if sizes else 0,
+    )
+
+
+async def sequential(capture: Callable[[], Awaitable[bytes]], count: int) -> Stats:
+    """Time ``count`` calls of ``capture`` one after the other (the floor and the baseline)."""
+    latencies, sizes = [], []
+    started = time.perf_counter()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        data = await capture()
+        latencies.append(time.perf_counter() - t0)
+        sizes.append(len(data))
+    return summarize(latencies, 0, time.perf_counter() - started, sizes)
+
+
+async def load(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], total: int, concurrency: int
+) -> Stats:
+    """Send ``total`` requests from ``concurrency`` workers, each starting its next when one answers."""
+    latencies: list[float] = []
+    sizes: list[int] = []
+    errors = 0
+    left = total
+
+    async def worker() -> None:
+        nonlocal left, errors
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            response = await client.post(path, json=body)
+            elapsed = time.perf_counter() - t0
+            if response.status_code == httpx.codes.OK:
+                latencies.append(elapsed)
+                sizes.append(len(response.content) if path.endswith("renders") else response.json()["bytes"])
+            else:
+                errors += 1
+                if errors == 1:
+                    said = f"HTTP {response.status_code} {response.text[:300]}"
+                    print(f"  ! {path} {body.get('dashboard')}: {said}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summarize(latencies, errors, time.perf_counter() - started, sizes)
+
+
+class PeakRss:
+    """Samples the resident memory of a process tree every ``interval_s`` while in use; keeps the peak."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, await asyncio.to_thread(tree_rss_mb, self.pid))
+            await asyncio.sleep(self.interval_s)
+
+    async def __aenter__(self) -> PeakRss:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self.peak_mb = max(self.peak_mb, await asyncio.to_thread(tree_rss_mb, self.pid))

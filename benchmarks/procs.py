@@ -1,0 +1,118 @@
+"""Processes the benchmark starts (file server, Meta emulator, the service) and their memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def process(
+    argv: list[str], log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` with its output in ``log``; SIGTERM (then SIGKILL) and reaped on exit."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=dict(env or os.environ))
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Block until ``url`` answers at all (any status); fail early if ``proc`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(url, timeout=2)
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+
+
+def file_server(
+    directory: Path, port: int, log: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """Python's own static file server: a separate process, so it never competes with our event loop."""
+    argv = [
+        sys.executable,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(directory),
+    ]
+    return process(argv, log)
+
+
+def emulator(
+    port: int, token: str, phone_number_id: str, log: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """The local WhatsApp Graph API emulator that ``/v1/media`` uploads to."""
+    argv = [
+        sys.executable, "-m", "screenshot_service", "meta-emulator",
+        "--port", str(port), "--token", token, "--phone-number-id", phone_number_id,
+    ]  # fmt: skip
+    return process(argv, log)
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants, from ``/proc`` (Chromium's helpers are grandchildren)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and its descendants, summed (shared pages count once per process)."""
+    total_kb = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+                    break
+    return round(total_kb / 1024, 1)
