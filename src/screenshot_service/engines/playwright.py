@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -23,8 +25,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
+from ..procs import find_group_leader
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
+from . import CaptureSpec, ContextSpec, Deadline, blocked, capture_page, chromium_args, no_element
 
 
 class PlaywrightEngine:
@@ -37,6 +40,7 @@ class PlaywrightEngine:
         self._on_disconnect = on_disconnect
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._pid: int | None = None
         self._policy = NetPolicy.from_settings(settings)
 
     async def start(self) -> None:
@@ -48,9 +52,11 @@ class PlaywrightEngine:
                     self._settings.browser_ws_endpoint, timeout=15_000
                 )
             else:
+                # A switch Chromium ignores, so that its main process can be found among ours.
+                marker = f"--screenshot-service-launch={secrets.token_hex(8)}"
                 self._browser = await chromium.launch(
                     executable_path=self._settings.chromium_path,
-                    args=list(CHROMIUM_ARGS),
+                    args=[*chromium_args(self._settings), marker],
                     # The server owns its signals; Playwright must not install handlers of its own.
                     handle_sigint=False,
                     handle_sigterm=False,
@@ -61,6 +67,9 @@ class PlaywrightEngine:
             await self.close()
             raise BrowserUnavailable(f"Chromium could not be started: {_first_line(exc)}") from exc
         self._browser.on("disconnected", lambda _: self._on_disconnect())
+        if not self._settings.browser_ws_endpoint:
+            # Playwright starts Chromium in a process group of its own; its leader is the main process.
+            self._pid = find_group_leader(marker, os.getpid())
 
     async def close(self) -> None:
         browser, self._browser = self._browser, None
@@ -77,6 +86,10 @@ class PlaywrightEngine:
     @property
     def connected(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
 
     def open_targets(self) -> tuple[int, int]:
         contexts = self._browser.contexts if self._browser is not None else []

@@ -25,7 +25,7 @@ from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
+from . import CaptureSpec, ContextSpec, Deadline, blocked, capture_page, chromium_args, no_element
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 _UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
@@ -60,7 +60,7 @@ class PyppeteerEngine:
 
     async def _launch(self) -> str:
         self._profile = tempfile.mkdtemp(prefix="screenshot-chromium-")
-        args = [a for a in CHROMIUM_ARGS if not a.startswith("--headless")]
+        args = [a for a in chromium_args(self._settings) if not a.startswith("--headless")]
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self._settings.chromium_path,
@@ -112,6 +112,10 @@ class PyppeteerEngine:
         if self._profile:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._profile = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def connected(self) -> bool:
