@@ -31,12 +31,20 @@ def browser_leaders(root: int | None = None) -> list[int]:
     return [p.pid for p in chromium(root) if p.pid == p.pgid and p.state != "Z"]
 
 
-async def settle(expected: int, root: int | None = None, timeout_s: float = 10) -> int:
-    """Wait until the count of Chromium processes below ``root`` is ``expected``; returns the last count."""
+async def settle(at_most: int, root: int | None = None, timeout_s: float = 10) -> int:
+    """The count of Chromium processes below ``root`` once it is steady (unchanged for a second)
+    and no more than ``at_most``, or as it is when ``timeout_s`` has passed."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s
+    readings: list[int] = []
     while True:
-        now = count(root)
-        if now == expected or loop.time() >= end:
-            return now
-        await asyncio.sleep(0.1)
+        readings = [*readings[-3:], count(root)]
+        steady = len(readings) == 4 and len(set(readings)) == 1
+        if (steady and readings[-1] <= at_most) or loop.time() >= end:
+            return readings[-1]
+        await asyncio.sleep(0.25)
+
+
+async def baseline(root: int | None = None) -> int:
+    """The steady count of Chromium processes below ``root`` (pages closed, helpers settled)."""
+    return await settle(1_000_000, root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Coroutine
@@ -76,6 +77,8 @@ class BrowserPool:
         self._draining: set[_Browser] = set()
         self._groups: set[int] = set()
         """Process groups of every browser launched, until none of their processes is left."""
+        self._own: set[int] = set()
+        """Browser processes that are our own children (not Playwright's): asyncio reaps those."""
         self._launch: asyncio.Task[_Browser] | None = None
         self._failures = 0
         self._next_launch_at = 0.0
@@ -234,6 +237,8 @@ class BrowserPool:
         browser = _Browser(engine, self._generation)
         if browser.pgid is not None:
             self._groups.add(browser.pgid)
+            if procs.parent_of(browser.pgid) == os.getpid():
+                self._own.add(browser.pgid)
         log.info("browser started", engine=engine.name, generation=browser.number, pid=browser.pgid)
         if not engine.connected:  # died while we were looking away
             self._lost(browser)
@@ -349,9 +354,10 @@ class BrowserPool:
         """Reap the group's orphans until none of its processes is left (or the time is up)."""
         end = time.monotonic() + timeout_s
         while True:
-            procs.reap_orphans({pgid})
+            procs.reap_orphans({pgid}, frozenset(self._own))
             if not procs.group(pgid):
                 self._groups.discard(pgid)
+                self._own.discard(pgid)
                 return
             if time.monotonic() >= end:
                 log.warning("browser processes linger", pgid=pgid, left=len(procs.group(pgid)))
@@ -364,7 +370,7 @@ class BrowserPool:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self._groups:
-                await asyncio.to_thread(procs.reap_orphans, set(self._groups))
+                await asyncio.to_thread(procs.reap_orphans, set(self._groups), frozenset(self._own))
             current = self._current
             if current is None or current.pgid is None or not current.alive:
                 continue

@@ -112,22 +112,28 @@ def live_members(pgid: int) -> int:
     return sum(1 for proc in group(pgid) if proc.state != "Z")
 
 
-def reap_orphans(pgids: set[int]) -> int:
+def reap_orphans(pgids: set[int], spare: frozenset[int] = frozenset()) -> int:
     """Reap our zombie children that are Chromium's orphans; returns how many were reaped.
 
-    An orphan is a process of one of the groups in ``pgids`` (or Chromium's crash handler, which
-    leaves the group) that is not a group leader: a leader is its launcher's own child and reaped by
-    it, and reaping it here would rob asyncio or ``subprocess`` of an exit status they wait for.
+    An orphan is a process of one of the groups in ``pgids``, or Chromium's crash handler (which
+    leaves the group). ``spare`` are processes this one started itself (a browser launched without
+    Playwright): asyncio waits for those, and reaping them here would rob it of their exit status.
     """
     me = os.getpid()
     reaped = 0
     for proc in process_table():
         orphan = proc.pgid in pgids or proc.comm.startswith("chrome_crashpad")
-        if proc.ppid == me and proc.state == "Z" and orphan and proc.pid != proc.pgid:
+        if proc.ppid == me and proc.state == "Z" and orphan and proc.pid not in spare:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(proc.pid, os.WNOHANG)
                 reaped += 1
     return reaped
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent of ``pid``; None when it is gone."""
+    proc = _read_stat(pid)
+    return None if proc is None else proc.ppid
 
 
 def become_subreaper() -> bool:
