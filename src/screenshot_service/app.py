@@ -67,7 +67,7 @@ def create_app(
     meta = MetaClient(settings)
     temp = TempImages.from_settings(settings)
     temp.ensure()  # a temp directory we cannot trust stops start-up, naming SCREENSHOT_TEMP_DIR
-    publisher = Publisher(renderer, temp, meta)
+    publisher = Publisher(renderer, temp, meta, settings)
     store = create_store(settings)
     masker = Masker(settings.log_hash_key.reveal() or None)
     guard = Guard(settings, store, masker)

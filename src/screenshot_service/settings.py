@@ -72,6 +72,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Replace the browser when its processes' resident memory passes this (0: no limit)."""
     page_heap_mb: Annotated[int, msgspec.Meta(ge=0, le=16_384)] = 1024
     """JavaScript heap limit of a page; a page that passes it crashes its tab, not the service (0: V8's)."""
+    encode_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 10_000
+    """Bound of the step that re-encodes or scales an image to fit WhatsApp's size limit."""
+    request_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=600_000)] = 90_000
+    """Bound of a whole ``/v1/media`` request: queue, render, encode and upload together."""
     drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30
     """On SIGTERM, how long requests in flight may take to finish before they are cancelled."""
     ready_cache_s: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5
