@@ -408,13 +408,16 @@ class BrowserPool:
 
     async def _check_once(self, timeout_ms: float) -> ServiceError | None:
         if not self.connected:
+            metrics.READY_CHECKS.labels("not-connected").inc()
             return BrowserUnavailable("The browser is not connected.")
         spec = ContextSpec(width=64, height=64, scale=1)
         capture = CaptureSpec(url="about:blank", width=64, height=64)
         try:
             await self.render(None, spec, capture, Deadline(timeout_ms))
         except ServiceError as exc:
+            metrics.READY_CHECKS.labels(exc.slug).inc()
             return exc
+        metrics.READY_CHECKS.labels("ok").inc()
         return None
 
 

@@ -31,6 +31,9 @@ ADMISSION_REFUSED = Counter(
     "Renders refused before a slot, by reason (queue-full, queue-timeout).",
     ["reason"],
 )
+READY_CHECKS = Counter(
+    "screenshot_ready_checks_total", "Real render checks made by /readyz (cached between them).", ["outcome"]
+)
 READINESS = Counter(
     "screenshot_render_readiness_total",
     "How pages became ready: complete, or timeout:<step> (selector, expression, network-idle...).",
