@@ -20,6 +20,8 @@ from screenshot_service import procs
 
 from . import proctools
 from .conftest import running_service
+from .fault_pages import create_fault_pages_app
+from .servers import free_socket, serve
 
 FIGURES: list[str] = []
 """What the faults did, printed at the end of the module (run with ``-s`` to see it)."""
@@ -32,7 +34,13 @@ def report_figures() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def faults_dashboards(tmp_path_factory: pytest.TempPathFactory, pages_url: str) -> Path:
+async def fault_pages_url() -> AsyncIterator[str]:
+    async with serve(create_fault_pages_app(), free_socket()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def faults_dashboards(tmp_path_factory: pytest.TempPathFactory, pages_url: str, fault_pages_url: str) -> Path:
     path = tmp_path_factory.mktemp("faults") / "dashboards.toml"
     path.write_text(
         f"""
@@ -41,6 +49,11 @@ url = "{pages_url}/box"
 
 [dashboards.never-ready]
 url = "{pages_url}/never-ready"
+wait = {{ selector = "#never" }}
+timeout_ms = 15000
+
+[dashboards.hog]
+url = "{fault_pages_url}/hog"
 wait = {{ selector = "#never" }}
 timeout_ms = 15000
 """,
@@ -64,7 +77,7 @@ class Service:
 @pytest.fixture
 async def service(faults_dashboards: Path) -> AsyncIterator[Service]:
     others = set(proctools.browser_leaders())
-    env = {"dashboards_file": str(faults_dashboards), "ready_cache_s": "0"}
+    env = {"dashboards_file": str(faults_dashboards), "ready_cache_s": "0", "page_heap_mb": "64"}
     async with running_service(env) as client:
         yield Service(client, others)
 
@@ -130,11 +143,13 @@ def metric(text: str, sample: str) -> float:
 @pytest.mark.parametrize(
     ("env", "reason"),
     [
-        pytest.param({"browser_recycle_after": "2"}, "renders", id="after-2-renders"),
-        pytest.param({"browser_max_rss_mb": "1"}, "memory", id="past-1-mb"),
+        pytest.param(
+            {"browser_recycle_after": "2", "browser_max_rss_mb": "0"}, "renders", id="after-2-renders"
+        ),
+        pytest.param({"browser_recycle_after": "0", "browser_max_rss_mb": "1"}, "memory", id="past-1-mb"),
     ],
 )
-async def test_a_recycled_browser_fails_no_render_and_leaves_no_process(
+async def test_recycled_browsers_fail_no_render_and_leave_no_process(
     faults_dashboards: Path, env: dict[str, str], reason: str
 ) -> None:
     before = proctools.count()
@@ -143,7 +158,7 @@ async def test_a_recycled_browser_fails_no_render_and_leaves_no_process(
         for _ in range(2):  # waves of concurrent renders, while browsers are replaced under them
             wave = [service.post("/v1/renders", json={"dashboard": "box"}) for _ in range(3)]
             statuses += [r.status_code for r in await asyncio.gather(*wave)]
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.6)
         text = (await service.get("/metrics")).text
         recycled = metric(text, f'screenshot_browser_recycles_total{{reason="{reason}"}}')
         running = proctools.count()
@@ -155,6 +170,24 @@ async def test_a_recycled_browser_fails_no_render_and_leaves_no_process(
     assert statuses == [200] * len(statuses)
     assert recycled >= 1
     assert after == before
+    assert proctools.unreaped() == []
+
+
+async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(service: Service) -> None:
+    http = service.http
+    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    baseline = await proctools.baseline()
+    leader = service.browser()
+
+    response = await http.post("/v1/renders", json={"dashboard": "hog"})
+
+    problem = assert_problem(response, 502, "page-crashed")
+    assert "memory" in str(problem["detail"])
+    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    assert service.browser() == leader  # the browser lived on
+    after = await proctools.settle(baseline)
+    FIGURES.append(f"tab out of memory: processes before {baseline}, after {after}")
+    assert after <= baseline
     assert proctools.unreaped() == []
 
 

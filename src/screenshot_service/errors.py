@@ -19,6 +19,7 @@
     ├── QueueTimeout                 503 queue-timeout        (no render slot in time; Retry-After)
     ├── RenderError                  502 render-failed
     │   ├── RenderTimeout            504 render-timeout       (names the step)
+    │   ├── PageCrashed              502 page-crashed         (the tab died, e.g. out of memory)
     │   └── BrowserUnavailable       503 browser-unavailable
     └── UpstreamError                502 upstream-error       (Meta's code, subcode, fbtrace id)
         ├── UpstreamThrottled        503 upstream-throttled   (Retry-After)
@@ -149,6 +150,10 @@ class RenderTimeout(RenderError):
     def __init__(self, detail: str, *, step: str) -> None:
         super().__init__(detail, extra={"step": step})
         self.step = step
+
+
+class PageCrashed(RenderError):
+    slug, title = "page-crashed", "Page crashed"
 
 
 class BrowserUnavailable(RenderError):

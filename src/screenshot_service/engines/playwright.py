@@ -23,7 +23,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, PageCrashed, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..procs import find_group_leader
 from ..settings import Settings
@@ -252,7 +252,13 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
     """Playwright's errors as ours; the caller sees the step and a network error code, not internals."""
     if isinstance(exc, PlaywrightTimeout):
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
-    if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
+    if "crash" in exc.message.lower():  # the tab's renderer died; the browser lives on
+        return PageCrashed(
+            f"The page crashed during step '{step}' (it may have run out of memory; "
+            "see SCREENSHOT_PAGE_HEAP_MB).",
+            extra={"step": step},
+        )
+    if isinstance(exc, TargetClosedError):
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
     for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
         if method in exc.message:  # Chromium refused a value our patterns let through
