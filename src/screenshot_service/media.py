@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 
+from . import metrics
 from .dashboards import RenderPlan
 from .errors import RenderTimeout
 from .imaging import Fitted, fit_image_async
 from .meta import MetaClient
 from .render import Renderer
 from .settings import Settings
+from .singleflight import SingleFlight
 from .tempfiles import TempImages
 
 _SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg"}
+MEDIA_LIFETIME_S = 29 * 24 * 3600
+"""WhatsApp keeps uploaded media for 30 days; a cached media id is never reused past 29."""
 
 
 class Published(msgspec.Struct, kw_only=True, frozen=True):
@@ -30,6 +35,8 @@ class Published(msgspec.Struct, kw_only=True, frozen=True):
     queue_ms: int
     readiness: str
     fitted: str | None
+    cached: bool = False
+    """Uploaded earlier and reused (the dashboard's ``cache_ttl_s``), not rendered for this request."""
 
 
 class Publisher:
@@ -45,10 +52,28 @@ class Publisher:
         self.meta = meta
         self._request_timeout_s = settings.request_timeout_ms / 1000
         self._encode_timeout_s = settings.encode_timeout_ms / 1000
+        self._flights: SingleFlight[Published] = SingleFlight()
+        self._cache = MediaCache()
 
     async def publish(self, plan: RenderPlan) -> Published:
-        """Raises :class:`~.errors.MetaNotConfigured` before any browser work when uploads cannot work."""
+        """Upload the image of ``plan``, or reuse one: identical requests under way share one render and
+        one upload, and a dashboard with a ``cache_ttl_s`` reuses its media id for that long.
+
+        Raises :class:`~.errors.MetaNotConfigured` before any browser work when uploads cannot work.
+        """
         self.meta.check_configured()
+        key = plan.key
+        if plan.cache_ttl_s and (hit := self._cache.get(key)) is not None:
+            metrics.MEDIA_REUSED.labels("cache").inc()
+            return msgspec.structs.replace(hit, cached=True)
+        published, shared = await self._flights.run(key, lambda: self._publish(plan))
+        if shared:
+            metrics.MEDIA_REUSED.labels("single-flight").inc()
+        if plan.cache_ttl_s:
+            self._cache.put(key, published, plan.cache_ttl_s)
+        return published
+
+    async def _publish(self, plan: RenderPlan) -> Published:
         step = "render"
         try:
             async with asyncio.timeout(self._request_timeout_s):
@@ -84,3 +109,26 @@ class Publisher:
             raise RenderTimeout(
                 f"Making the image fit WhatsApp took longer than {self._encode_timeout_s:g} s.", step="encode"
             ) from None
+
+
+class MediaCache:
+    """Media ids of recent uploads by plan key, each for its own time to live; bounded in size."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._entries: dict[str, tuple[float, Published]] = {}
+        self._max = max_entries
+
+    def get(self, key: str) -> Published | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: str, published: Published, ttl_s: int) -> None:
+        now = time.monotonic()
+        if len(self._entries) >= self._max:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            while len(self._entries) >= self._max:  # still full: forget the oldest
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = (now + min(ttl_s, MEDIA_LIFETIME_S), published)

@@ -31,6 +31,14 @@ ADMISSION_REFUSED = Counter(
     "Renders refused before a slot, by reason (queue-full, queue-timeout).",
     ["reason"],
 )
+RENDERS_SHARED = Counter(
+    "screenshot_renders_shared_total", "Requests answered by an identical render already under way."
+)
+MEDIA_REUSED = Counter(
+    "screenshot_media_reused_total",
+    "Media requests answered without an upload of their own, by how (single-flight, cache).",
+    ["how"],
+)
 READY_CHECKS = Counter(
     "screenshot_ready_checks_total", "Real render checks made by /readyz (cached between them).", ["outcome"]
 )

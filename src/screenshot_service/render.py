@@ -15,6 +15,7 @@ from .dashboards import Catalog, RenderPlan
 from .engines import READINESS_STEPS, Deadline
 from .errors import RenderTimeout, ServiceError
 from .schemas import RenderRequest
+from .singleflight import SingleFlight
 
 log = structlog.get_logger(__name__)
 
@@ -38,12 +39,20 @@ class Renderer:
         self.catalog = catalog
         self.pool = pool
         self.admission = admission
+        self._flights: SingleFlight[Rendered] = SingleFlight()
 
     def plan(self, request: RenderRequest) -> RenderPlan:
         """Check a request; raises a 4xx error before any browser work is done."""
         return self.catalog.plan(request)
 
     async def render(self, plan: RenderPlan) -> Rendered:
+        """Render ``plan``; identical requests under way share one render (single flight)."""
+        rendered, shared = await self._flights.run(plan.key, lambda: self._render(plan))
+        if shared:
+            metrics.RENDERS_SHARED.inc()
+        return rendered
+
+    async def _render(self, plan: RenderPlan) -> Rendered:
         """Wait for a render slot (bounded queue), then render a checked plan within its deadline.
 
         One log line and metrics whatever the outcome; the render's deadline starts with its slot.

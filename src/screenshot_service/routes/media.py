@@ -47,6 +47,7 @@ async def create_media(
         upload_ms=published.upload_ms,
         request_id=request.scope["state"]["request_id"],
         fitted=published.fitted,
+        cached=published.cached,
     )
     return Response(
         body,
