@@ -74,10 +74,17 @@ class Service:
         return leader
 
 
-@pytest.fixture
-async def service(faults_dashboards: Path) -> AsyncIterator[Service]:
+@pytest.fixture(
+    params=["playwright", pytest.param("pyppeteer", marks=pytest.mark.pyppeteer)],
+)
+async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
     others = set(proctools.browser_leaders())
-    env = {"dashboards_file": str(faults_dashboards), "ready_cache_s": "0", "page_heap_mb": "64"}
+    env = {
+        "dashboards_file": str(faults_dashboards),
+        "ready_cache_s": "0",
+        "page_heap_mb": "64",
+        "engine": request.param,
+    }
     async with running_service(env) as client:
         yield Service(client, others)
 

@@ -164,8 +164,7 @@ class BrowserPool:
             died.cancel()
             if not work.done():
                 work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ServiceError):
-                    await work
+                await asyncio.wait({work})  # its pages closed; its error, if any, is not ours to raise
         finished = work.done() and not work.cancelled()
         if browser.dead.is_set() and not (finished and work.exception() is None):
             # Whatever the render saw (a closed target, a timeout), the cause is the browser.
