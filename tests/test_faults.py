@@ -180,6 +180,7 @@ async def test_recycled_browsers_fail_no_render_and_leave_no_process(
     assert proctools.unreaped() == []
 
 
+@pytest.mark.parametrize("service", ["playwright"], indirect=True)  # pyppeteer: see the kill test
 async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(service: Service) -> None:
     http = service.http
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
@@ -212,12 +213,14 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
     }
     async with running_service(env) as service:
 
-        async def one() -> tuple[httpx.Response, float]:
+        async def one(width: int) -> tuple[httpx.Response, float]:
             started = time.monotonic()
-            response = await service.post("/v1/renders", json={"dashboard": "box"})
+            # Each its own viewport: identical requests would share one render (single flight).
+            body = {"dashboard": "box", "viewport": {"width": width}}
+            response = await service.post("/v1/renders", json=body)
             return response, time.monotonic() - started
 
-        results = await asyncio.gather(*(one() for _ in range(50)))
+        results = await asyncio.gather(*(one(400 + i) for i in range(50)))
         text = (await service.get("/metrics")).text
         assert (await service.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
 
