@@ -72,3 +72,28 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     assert again.status_code == 200, again.text
     assert again.headers["x-render-readiness"] == "complete"
     assert list(media_service.temp_dir.iterdir()) == []
+
+
+async def test_the_whole_request_has_a_deadline_naming_the_step_it_was_at(
+    meta_emulator_url: str, tmp_path: Path, pages_url: str, emulator: Emulator
+) -> None:
+    dashboards = tmp_path / "dashboards.toml"
+    dashboards.write_text(f'[dashboards.box]\nurl = "{pages_url}/box"\n', encoding="utf-8")
+    env = {
+        "dashboards_file": str(dashboards),
+        "temp_dir": str(tmp_path / "images"),
+        "meta_graph_url": meta_emulator_url,
+        "meta_api_version": API_VERSION,
+        "meta_phone_number_id": PHONE_NUMBER_ID,
+        "meta_access_token": EMULATOR_TOKEN,
+        "meta_timeout_ms": "30000",
+        "request_timeout_ms": "6000",
+    }
+    await emulator.faults({"kind": "slow", "delay_ms": 20_000})
+    async with running_service(env) as client:
+        response = await client.post("/v1/media", json={"dashboard": "box"})
+
+        problem = assert_problem(response, 504, "render-timeout")
+        assert problem["step"] == "upload"
+        assert "6 s" in str(problem["detail"])
+        assert list((tmp_path / "images").iterdir()) == []
