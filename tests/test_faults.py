@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import prometheus_client
 import pytest
 
 from screenshot_service import procs
@@ -65,9 +66,10 @@ timeout_ms = 15000
 class Service:
     """A service of the test's own, and the Chromium it launched (not the session service's)."""
 
-    def __init__(self, client: httpx.AsyncClient, others: set[int]) -> None:
+    def __init__(self, client: httpx.AsyncClient, others: set[int], engine: str) -> None:
         self.http = client
         self._others = others
+        self.engine = engine
 
     def browser(self) -> int:
         [leader] = set(proctools.browser_leaders()) - self._others
@@ -86,7 +88,7 @@ async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> As
         "engine": request.param,
     }
     async with running_service(env) as client:
-        yield Service(client, others)
+        yield Service(client, others, request.param)
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
@@ -114,8 +116,8 @@ async def wait_for_open_page(service: httpx.AsyncClient) -> None:
 async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(service: Service) -> None:
     http = service.http
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    baseline = await proctools.baseline()
     leader = service.browser()
+    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
 
     render = asyncio.create_task(http.post("/v1/renders", json={"dashboard": "never-ready"}))
     await wait_for_open_page(http)
@@ -131,12 +133,16 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(s
     assert (await http.get("/readyz")).status_code == 503  # being relaunched: not ready
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     assert (await http.get("/readyz")).status_code == 200
-    after = await proctools.settle(baseline)
-    FIGURES.append(f"kill -9 chromium mid-render: processes before {baseline}, after {after}")
+    successor = service.browser()
+    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader, successor}))
+    FIGURES.append(
+        f"kill -9 chromium mid-render ({service.engine}): browser processes before {baseline}, "
+        f"after {after} (of the killed browser: {len(procs.group(leader))})"
+    )
+    assert successor != leader
     assert after <= baseline
     assert proctools.unreaped() == []
     assert procs.group(leader) == []  # the dead browser's renderers and helpers are gone too
-    assert service.browser() != leader
 
 
 def metric(text: str, sample: str) -> float:
@@ -159,24 +165,31 @@ def metric(text: str, sample: str) -> float:
 async def test_recycled_browsers_fail_no_render_and_leave_no_process(
     faults_dashboards: Path, env: dict[str, str], reason: str
 ) -> None:
-    before = proctools.count()
-    async with running_service({"dashboards_file": str(faults_dashboards), **env}) as service:
+    before_text = prometheus_client.generate_latest().decode()  # counters are the process's, not the app's
+    async with (
+        proctools.LeaderWatch() as browsers,
+        running_service({"dashboards_file": str(faults_dashboards), **env}) as service,
+    ):
         statuses = []
         for _ in range(2):  # waves of concurrent renders, while browsers are replaced under them
             wave = [service.post("/v1/renders", json={"dashboard": "box"}) for _ in range(3)]
             statuses += [r.status_code for r in await asyncio.gather(*wave)]
             await asyncio.sleep(0.6)
         text = (await service.get("/metrics")).text
-        recycled = metric(text, f'screenshot_browser_recycles_total{{reason="{reason}"}}')
-        running = proctools.count()
-    after = proctools.count()
+        recycled = metric(text, f'screenshot_browser_recycles_total{{reason="{reason}"}}') - metric(
+            before_text, f'screenshot_browser_recycles_total{{reason="{reason}"}}'
+        )
+        running = proctools.in_groups(browsers.seen)
+    after = proctools.in_groups(browsers.seen)
     FIGURES.append(
-        f"recycling ({reason}): {recycled:.0f} browsers replaced over {len(statuses)} renders; "
-        f"processes before start {before}, while running {running}, after shutdown {after}"
+        f"recycling ({reason}): {recycled:.0f} browsers replaced over {len(statuses)} renders, "
+        f"{len(browsers.seen)} browsers in all; their processes while running {running}, "
+        f"after shutdown {after}"
     )
     assert statuses == [200] * len(statuses)
     assert recycled >= 1
-    assert after == before
+    assert len(browsers.seen) >= 2
+    assert after == 0
     assert proctools.unreaped() == []
 
 
@@ -184,8 +197,8 @@ async def test_recycled_browsers_fail_no_render_and_leave_no_process(
 async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(service: Service) -> None:
     http = service.http
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    baseline = await proctools.baseline()
     leader = service.browser()
+    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
 
     response = await http.post("/v1/renders", json={"dashboard": "hog"})
 
@@ -193,8 +206,8 @@ async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(service: 
     assert "memory" in str(problem["detail"])
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     assert service.browser() == leader  # the browser lived on
-    after = await proctools.settle(baseline)
-    FIGURES.append(f"tab out of memory: processes before {baseline}, after {after}")
+    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
+    FIGURES.append(f"tab out of memory: browser processes before {baseline}, after {after}")
     assert after <= baseline
     assert proctools.unreaped() == []
 
@@ -220,6 +233,7 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
             response = await service.post("/v1/renders", json=body)
             return response, time.monotonic() - started
 
+        before = (await service.get("/metrics")).text  # counters are the process's, not the app's
         results = await asyncio.gather(*(one(400 + i) for i in range(50)))
         text = (await service.get("/metrics")).text
         assert (await service.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
@@ -233,9 +247,13 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
     for response, _ in results:
         if response.status_code == 200:
             assert response.headers["content-type"] == "image/png"
-    full = metric(text, 'screenshot_render_refused_total{reason="queue-full"}')
-    timed_out = metric(text, 'screenshot_render_refused_total{reason="queue-timeout"}')
-    waits = metric(text, "screenshot_render_queue_wait_seconds_count")
+
+    def delta(sample: str) -> float:
+        return metric(text, sample) - metric(before, sample)
+
+    full = delta('screenshot_render_refused_total{reason="queue-full"}')
+    timed_out = delta('screenshot_render_refused_total{reason="queue-timeout"}')
+    waits = delta("screenshot_render_queue_wait_seconds_count")
     refused_s = [seconds for _, seconds in refused]
     FIGURES.append(
         f"burst of 50 (4 slots, queue 8): accepted {len(accepted)}, refused {len(refused)} "

@@ -25,7 +25,7 @@ EngineFactory = Callable[[Settings, Callable[[], None]], Engine]
 STABLE_AFTER_S = 30.0
 """A browser that lived this long before it died resets the relaunch backoff."""
 MAX_BACKOFF_S = 30.0
-WATCH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 1.0
 """How often orphans are reaped and the browser's memory is measured."""
 
 
@@ -365,18 +365,23 @@ class BrowserPool:
 
     async def _watch(self) -> None:
         """Reap orphans of every browser we launched; recycle the current one when it grows too big."""
-        limit = self._settings.browser_max_rss_mb * 1024 * 1024
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self._groups:
-                await asyncio.to_thread(procs.reap_orphans, set(self._groups), frozenset(self._own))
-            current = self._current
-            if current is None or current.pgid is None or not current.alive:
-                continue
-            rss = await asyncio.to_thread(procs.group_rss_bytes, current.pgid)
-            metrics.BROWSER_RSS.set(rss)
-            if limit and rss > limit:
-                self._retire(current, "memory")
+                current = await asyncio.to_thread(self._watch_once, self._current)
+                if current is not None:
+                    self._retire(current, "memory")
+
+    def _watch_once(self, current: _Browser | None) -> _Browser | None:
+        """One look at the process table (in a thread): reap, measure; the browser to recycle, if any."""
+        table = procs.process_table()
+        procs.reap_orphans(set(self._groups), frozenset(self._own), table)
+        if current is None or current.pgid is None or not current.alive:
+            return None
+        rss = procs.group_rss_bytes(current.pgid, table)
+        metrics.BROWSER_RSS.set(rss)
+        limit = self._settings.browser_max_rss_mb * 1024 * 1024
+        return current if limit and rss > limit else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

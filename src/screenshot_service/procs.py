@@ -92,10 +92,10 @@ def find_group_leader(marker: str, below: int) -> int | None:
     return None
 
 
-def group_rss_bytes(pgid: int) -> int:
+def group_rss_bytes(pgid: int, table: list[Proc] | None = None) -> int:
     """Resident memory of a process group, summed per process (shared pages count once per process)."""
     total = 0
-    for proc in group(pgid):
+    for proc in group(pgid, table):
         with contextlib.suppress(OSError, ValueError, IndexError):
             total += int(Path(f"/proc/{proc.pid}/statm").read_text().split()[1]) * _PAGE_SIZE
     return total
@@ -112,7 +112,9 @@ def live_members(pgid: int) -> int:
     return sum(1 for proc in group(pgid) if proc.state != "Z")
 
 
-def reap_orphans(pgids: set[int], spare: frozenset[int] = frozenset()) -> int:
+def reap_orphans(
+    pgids: set[int], spare: frozenset[int] = frozenset(), table: list[Proc] | None = None
+) -> int:
     """Reap our zombie children that are Chromium's orphans; returns how many were reaped.
 
     An orphan is a process of one of the groups in ``pgids``, or Chromium's crash handler (which
@@ -121,7 +123,7 @@ def reap_orphans(pgids: set[int], spare: frozenset[int] = frozenset()) -> int:
     """
     me = os.getpid()
     reaped = 0
-    for proc in process_table():
+    for proc in process_table() if table is None else table:
         orphan = proc.pgid in pgids or proc.comm.startswith("chrome_crashpad")
         if proc.ppid == me and proc.state == "Z" and orphan and proc.pid not in spare:
             with contextlib.suppress(ChildProcessError):
