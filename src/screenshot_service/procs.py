@@ -33,9 +33,14 @@ class Proc(msgspec.Struct, frozen=True):
 
 
 def process_table() -> list[Proc]:
-    """Every process /proc shows right now (those that exit while it is read are left out)."""
+    """Every process /proc shows right now (those that exit while it is read are left out); empty
+    where there is no /proc (not Linux): supervision then relies on the engines alone."""
     table = []
-    for entry in os.scandir("/proc"):
+    try:
+        entries = list(os.scandir("/proc"))
+    except OSError:
+        return []
+    for entry in entries:
         if entry.name.isdigit() and (proc := _read_stat(int(entry.name))) is not None:
             table.append(proc)
     return table
