@@ -43,6 +43,8 @@ class _Browser:
         self.engine = engine
         self.number = number
         self.pgid = engine.pid
+        self.helpers: set[int] = set()
+        """Chromium's crash handlers for this browser: they leave its process group."""
         self.contexts: dict[str, EngineContext] = {}
         self.context_locks: dict[str, asyncio.Lock] = {}
         self.in_flight = 0
@@ -131,6 +133,11 @@ class BrowserPool:
         for pgid in list(self._groups):
             procs.kill_group(pgid)
             await self._reap(pgid)
+        # Crash handlers of browsers that died earlier exit in their own time; reap them a last time,
+        # as no watcher will once we are closed.
+        for _ in range(10):
+            procs.reap_orphans(set(), frozenset(self._own))
+            await asyncio.sleep(0.1)
 
     # --- Rendering ------------------------------------------------------------------------------
 
@@ -234,6 +241,8 @@ class BrowserPool:
             raise
         self._generation += 1
         browser = _Browser(engine, self._generation)
+        known = set().union(*(b.helpers for b in (self._current, *self._draining) if b is not None))
+        browser.helpers = set(procs.crash_handlers()) - known
         if browser.pgid is not None:
             self._groups.add(browser.pgid)
             if procs.parent_of(browser.pgid) == os.getpid():
@@ -347,6 +356,7 @@ class BrowserPool:
             if browser.pgid is not None:
                 procs.kill_group(browser.pgid)
                 await self._reap(browser.pgid)
+            await self._reap_helpers(browser.helpers)
         log.info("browser closed", generation=browser.number, renders=browser.renders)
 
     async def _reap(self, pgid: int, timeout_s: float = 5.0) -> None:
@@ -362,6 +372,19 @@ class BrowserPool:
                 log.warning("browser processes linger", pgid=pgid, left=len(procs.group(pgid)))
                 return
             await asyncio.sleep(0.05)
+
+    async def _reap_helpers(self, pids: set[int], timeout_s: float = 2.0) -> None:
+        """Give a closed browser's crash handlers a moment to exit, then kill them; reap them."""
+        end = time.monotonic() + timeout_s
+        while pids & set(procs.crash_handlers()):
+            if time.monotonic() >= end:
+                for pid in pids:
+                    procs.kill(pid)
+            procs.reap_orphans(set(), frozenset(self._own))
+            if time.monotonic() >= end + 1:
+                return
+            await asyncio.sleep(0.05)
+        procs.reap_orphans(set(), frozenset(self._own))
 
     async def _watch(self) -> None:
         """Reap orphans of every browser we launched; recycle the current one when it grows too big."""

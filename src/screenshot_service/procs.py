@@ -112,6 +112,18 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def crash_handlers() -> list[int]:
+    """Chromium crash handlers that are our children (handed to us as their subreaper), zombies included."""
+    me = os.getpid()
+    return [p.pid for p in process_table() if p.ppid == me and p.comm.startswith("chrome_crashpad")]
+
+
+def kill(pid: int) -> None:
+    """SIGKILL one process; nothing to do when it is gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def live_members(pgid: int) -> int:
     """Processes of the group that are not zombies."""
     return sum(1 for proc in group(pgid) if proc.state != "Z")
