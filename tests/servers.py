@@ -31,7 +31,15 @@ def closed_port() -> int:
 async def serve(app: Litestar, sock: socket.socket) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn on ``sock`` in this event loop; yields its base URL."""
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, ws="none", lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        # uvicorn closes idle connections after 5 s; a test client that reuses one just then (a slow
+        # render on a busy machine between two calls) would see "Server disconnected".
+        timeout_keep_alive=120,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -22,12 +22,20 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 
 from . import __version__, metrics
+from .admission import Admission
 from .auth import ApiKeyMiddleware, ApiKeys
 from .browser import BrowserPool, EngineFactory
 from .dashboards import Catalog
 from .disconnects import CancelOnDisconnect
 from .engines import create_engine
-from .errors import PROBLEM_MEDIA_TYPE, BrowserUnavailable, ServiceError, from_http_exception, problem_body
+from .errors import (
+    PROBLEM_MEDIA_TYPE,
+    BrowserUnavailable,
+    RenderTimeout,
+    ServiceError,
+    from_http_exception,
+    problem_body,
+)
 from .guard import STORE_NAME, Guard, create_store, key_rate_limit
 from .logs import Redactor, RequestIdMiddleware, structlog_config
 from .media import Publisher
@@ -52,11 +60,14 @@ def create_app(
         raise ConfigError("SCREENSHOT_API_KEYS: at least one API key is needed (name:key, comma separated)")
     catalog = catalog or Catalog.load(settings)
     pool = BrowserPool(settings, engine_factory)
-    renderer = Renderer(catalog, pool)
+    admission = Admission(
+        settings.render_concurrency, settings.render_queue_size, settings.render_queue_timeout_ms
+    )
+    renderer = Renderer(catalog, pool, admission)
     meta = MetaClient(settings)
     temp = TempImages.from_settings(settings)
     temp.ensure()  # a temp directory we cannot trust stops start-up, naming SCREENSHOT_TEMP_DIR
-    publisher = Publisher(renderer, temp, meta)
+    publisher = Publisher(renderer, temp, meta, settings)
     store = create_store(settings)
     masker = Masker(settings.log_hash_key.reveal() or None)
     guard = Guard(settings, store, masker)
@@ -169,13 +180,18 @@ class _Problem(ProblemDetailsException):
 
 def _to_problem(error: ServiceError) -> ProblemDetailsException:
     body = problem_body(error, None)
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, RenderTimeout):
+        headers["X-Render-Readiness"] = f"timeout:{error.step}"
     return _Problem(
         detail=error.detail,
         status_code=error.status,
         type_=body.pop("type"),
         title=body.pop("title"),
         extra={k: v for k, v in body.items() if k not in {"status", "detail"}},
-        headers={"Retry-After": str(error.retry_after)} if error.retry_after is not None else None,
+        headers=headers or None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import secrets
 import signal
@@ -70,7 +71,9 @@ def _service_config(settings: Settings) -> uvicorn.Config:
         access_log=False,  # one structured line per render instead
         server_header=False,
         ws="none",  # no WebSocket routes; and the pyppeteer extra pins an old websockets
-        timeout_graceful_shutdown=30,
+        # SIGTERM: stop accepting, let requests in flight finish for this long, then the lifespan
+        # closes the browser and empties the temp directory.
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import zoneinfo
@@ -32,10 +33,18 @@ class RenderPlan(msgspec.Struct, kw_only=True, frozen=True):
     context: ContextSpec
     capture: CaptureSpec
     timeout_ms: int
+    cache_ttl_s: int = 0
+    """How long the media id of this render may be reused (the dashboard's ``cache_ttl_s``)."""
 
     @property
     def mime_type(self) -> str:
         return f"image/{self.capture.format}"
+
+    @property
+    def key(self) -> str:
+        """Identical plans (dashboard, URL, viewport, context, capture) have the same key; it is a
+        hash, so the header and cookie values in the plan never show in it."""
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
 
 
 class Catalog:
@@ -166,6 +175,7 @@ class Catalog:
             context=context,
             capture=capture,
             timeout_ms=timeout_ms,
+            cache_ttl_s=dashboard.cache_ttl_s,
         )
 
     def _build_url(self, dashboard: Dashboard, params: Mapping[str, str]) -> str:

@@ -14,10 +14,12 @@
     │   ├── InvalidParameter         422 invalid-parameter
     │   └── ImageTooLarge            422 image-too-large
     ├── TooManyRequests              429 rate-limited         (Retry-After)
-    │   └── Busy                     429 busy
+    │   └── Overloaded               429 overloaded           (render queue full; Retry-After)
     ├── LimiterUnavailable           503 limiter-unavailable  (the rate-limit store is down)
+    ├── QueueTimeout                 503 queue-timeout        (no render slot in time; Retry-After)
     ├── RenderError                  502 render-failed
     │   ├── RenderTimeout            504 render-timeout       (names the step)
+    │   ├── PageCrashed              502 page-crashed         (the tab died, e.g. out of memory)
     │   └── BrowserUnavailable       503 browser-unavailable
     └── UpstreamError                502 upstream-error       (Meta's code, subcode, fbtrace id)
         ├── UpstreamThrottled        503 upstream-throttled   (Retry-After)
@@ -126,8 +128,12 @@ class TooManyRequests(ServiceError):
     status, slug, title = 429, "rate-limited", "Too many requests"
 
 
-class Busy(TooManyRequests):
-    slug, title = "busy", "Service busy"
+class Overloaded(TooManyRequests):
+    slug, title = "overloaded", "Service overloaded"
+
+
+class QueueTimeout(ServiceError):
+    status, slug, title = 503, "queue-timeout", "No render slot in time"
 
 
 class LimiterUnavailable(ServiceError):
@@ -144,6 +150,10 @@ class RenderTimeout(RenderError):
     def __init__(self, detail: str, *, step: str) -> None:
         super().__init__(detail, extra={"step": step})
         self.step = step
+
+
+class PageCrashed(RenderError):
+    slug, title = "page-crashed", "Page crashed"
 
 
 class BrowserUnavailable(RenderError):

@@ -13,6 +13,40 @@ RENDER_SECONDS = Histogram(
 RENDERS = Counter("screenshot_renders_total", "Renders by outcome.", ["dashboard", "outcome"])
 RENDERS_IN_FLIGHT = Gauge("screenshot_renders_in_flight", "Renders running or waiting for a slot.")
 BROWSER_RESTARTS = Counter("screenshot_browser_restarts_total", "Times the browser was relaunched.")
+BROWSER_CRASHES = Counter(
+    "screenshot_browser_crashes_total", "Times the browser died or its connection was lost."
+)
+BROWSER_RECYCLES = Counter(
+    "screenshot_browser_recycles_total", "Healthy browsers replaced, by reason (renders, memory).", ["reason"]
+)
+BROWSER_RSS = Gauge("screenshot_browser_rss_bytes", "Resident memory of the current browser's processes.")
+QUEUE_DEPTH = Gauge("screenshot_render_queue_depth", "Renders waiting for a render slot.")
+QUEUE_WAIT_SECONDS = Histogram(
+    "screenshot_render_queue_wait_seconds",
+    "Time a render waited for a slot (admitted ones; refused ones are counted by the next metric).",
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+)
+ADMISSION_REFUSED = Counter(
+    "screenshot_render_refused_total",
+    "Renders refused before a slot, by reason (queue-full, queue-timeout).",
+    ["reason"],
+)
+RENDERS_SHARED = Counter(
+    "screenshot_renders_shared_total", "Requests answered by an identical render already under way."
+)
+MEDIA_REUSED = Counter(
+    "screenshot_media_reused_total",
+    "Media requests answered without an upload of their own, by how (single-flight, cache).",
+    ["how"],
+)
+READY_CHECKS = Counter(
+    "screenshot_ready_checks_total", "Real render checks made by /readyz (cached between them).", ["outcome"]
+)
+READINESS = Counter(
+    "screenshot_render_readiness_total",
+    "How pages became ready: complete, or timeout:<step> (selector, expression, network-idle...).",
+    ["outcome"],
+)
 BROWSER_CONTEXTS = Gauge("screenshot_browser_contexts_open", "Browser contexts open in Chromium.")
 BROWSER_PAGES = Gauge("screenshot_browser_pages_open", "Pages open in Chromium.")
 AUTH_FAILURES = Counter(

@@ -68,7 +68,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Use a running Chromium instead of launching one: its DevTools ``http://host:port`` (survives the
     browser's restarts) or ``ws://`` URL. It is connected to, never stopped, and reconnected to when lost."""
     render_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
-    """Pages rendered at once; more requests wait for a slot within their deadline."""
+    """Render slots: pages rendering at once."""
+    render_queue_size: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 16
+    """Renders that may wait for a slot; beyond that a request is refused at once (429, Retry-After)."""
+    render_queue_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=300_000)] = 15_000
+    """How long a render may wait for a slot before it is refused (503, Retry-After)."""
+    browser_recycle_after: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    """Replace the browser after this many renders (0: never); renders in flight finish on the old one."""
+    browser_max_rss_mb: Annotated[int, msgspec.Meta(ge=0)] = 2048
+    """Replace the browser when its processes' resident memory passes this (0: no limit)."""
+    page_heap_mb: Annotated[int, msgspec.Meta(ge=0, le=16_384)] = 1024
+    """JavaScript heap limit of a page; a page that passes it crashes its tab, not the service (0: V8's)."""
+    encode_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 10_000
+    """Bound of the step that re-encodes or scales an image to fit WhatsApp's size limit."""
+    request_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=600_000)] = 90_000
+    """Bound of a whole ``/v1/media`` request: queue, render, encode and upload together."""
+    drain_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30
+    """On SIGTERM, how long requests in flight may take to finish before they are cancelled."""
+    ready_cache_s: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5
+    """How long ``/readyz`` reuses its last real render check."""
     render_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=120_000)] = 20_000
     """Deadline of a render when neither the dashboard nor the request sets one."""
     max_timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] = 60_000

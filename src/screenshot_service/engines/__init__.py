@@ -42,6 +42,15 @@ CHROMIUM_ARGS = (
 )
 
 
+def chromium_args(settings: Settings) -> list[str]:
+    """The flags for launching Chromium with these settings."""
+    args = list(CHROMIUM_ARGS)
+    if settings.page_heap_mb:
+        # A runaway page crashes its own tab (a clean error) before it can eat the container's memory.
+        args.append(f"--js-flags=--max-old-space-size={settings.page_heap_mb}")
+    return args
+
+
 class ContextSpec(msgspec.Struct, kw_only=True, frozen=True):
     """What a browser context is made with: shared by every page rendered in it."""
 
@@ -122,6 +131,10 @@ def no_element(selector: str) -> InvalidRequest:
     )
 
 
+READINESS_STEPS = frozenset({"network-idle", "selector", "expression", "delay"})
+"""Steps of :func:`capture_page` that wait for the page to be ready (after navigation, before capture)."""
+
+
 class EnginePage(Protocol):
     """One page's primitives; every call takes its own timeout in milliseconds."""
 
@@ -182,6 +195,11 @@ class Engine(Protocol):
 
     @property
     def connected(self) -> bool: ...
+
+    @property
+    def pid(self) -> int | None:
+        """Chromium's main process, leader of its process group; None for a remote browser."""
+        ...
 
     async def new_context(self, spec: ContextSpec) -> EngineContext: ...
 

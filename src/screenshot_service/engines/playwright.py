@@ -6,7 +6,9 @@ import asyncio
 import base64
 import contextlib
 import math
+import os
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +28,11 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, PageCrashed, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
+from ..procs import find_group_leader
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
+from . import CaptureSpec, ContextSpec, Deadline, blocked, capture_page, chromium_args, no_element
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +47,7 @@ class PlaywrightEngine:
         self._on_disconnect = on_disconnect
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
+        self._pid: int | None = None
         self._policy = NetPolicy.from_settings(settings)
 
     async def start(self) -> None:
@@ -55,9 +59,11 @@ class PlaywrightEngine:
                     self._settings.browser_ws_endpoint, timeout=15_000
                 )
             else:
+                # A switch Chromium ignores, so that its main process can be found among ours.
+                marker = f"--screenshot-service-launch={secrets.token_hex(8)}"
                 self._browser = await chromium.launch(
                     executable_path=self._settings.chromium_path,
-                    args=list(CHROMIUM_ARGS),
+                    args=[*chromium_args(self._settings), marker],
                     # The server owns its signals; Playwright must not install handlers of its own.
                     handle_sigint=False,
                     handle_sigterm=False,
@@ -71,6 +77,9 @@ class PlaywrightEngine:
             await self.close()  # stop the Playwright driver this start began
             raise
         self._browser.on("disconnected", lambda _: self._on_disconnect())
+        if not self._settings.browser_ws_endpoint:
+            # Playwright starts Chromium in a process group of its own; its leader is the main process.
+            self._pid = find_group_leader(marker, os.getpid())
 
     async def close(self) -> None:
         browser, self._browser = self._browser, None
@@ -87,6 +96,10 @@ class PlaywrightEngine:
     @property
     def connected(self) -> bool:
         return self._browser is not None and self._browser.is_connected()
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
 
     def open_targets(self) -> tuple[int, int]:
         contexts = self._browser.contexts if self._browser is not None else []
@@ -358,7 +371,13 @@ def _translate(exc: PlaywrightError, step: str) -> Exception:
     """Playwright's errors as ours; the caller sees the step and a network error code, not internals."""
     if isinstance(exc, PlaywrightTimeout):
         return RenderTimeout(f"The page did not finish step '{step}' in time.", step=step)
-    if isinstance(exc, TargetClosedError) or "crash" in exc.message.lower():
+    if "crash" in exc.message.lower():  # the tab's renderer died; the browser lives on
+        return PageCrashed(
+            f"The page crashed during step '{step}' (it may have run out of memory; "
+            "see SCREENSHOT_PAGE_HEAP_MB).",
+            extra={"step": step},
+        )
+    if isinstance(exc, TargetClosedError):
         return BrowserUnavailable(f"The browser or page went away during step '{step}'.")
     for method, field in (("setLocaleOverride", "locale"), ("setTimezoneOverride", "timezone")):
         if method in exc.message:  # Chromium refused a value our patterns let through

@@ -16,7 +16,7 @@ import re
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -24,10 +24,10 @@ import pyppeteer
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 
-from ..errors import BrowserUnavailable, InvalidRequest, RenderError, RenderTimeout
+from ..errors import BrowserUnavailable, InvalidRequest, PageCrashed, RenderError, RenderTimeout
 from ..netpolicy import Gate, NetPolicy
 from ..settings import Settings
-from . import CHROMIUM_ARGS, CaptureSpec, ContextSpec, Deadline, blocked, capture_page, no_element
+from . import CaptureSpec, ContextSpec, Deadline, blocked, capture_page, chromium_args, no_element
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 _UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
@@ -64,7 +64,7 @@ class PyppeteerEngine:
 
     async def _launch(self) -> str:
         self._profile = tempfile.mkdtemp(prefix="screenshot-chromium-")
-        args = [a for a in CHROMIUM_ARGS if not a.startswith("--headless")]
+        args = [a for a in chromium_args(self._settings) if not a.startswith("--headless")]
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self._settings.chromium_path,
@@ -106,7 +106,7 @@ class PyppeteerEngine:
         self._dead = True
         browser, self._browser = self._browser, None
         if browser is not None:
-            with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
+            with contextlib.suppress(PyppeteerError, OSError, TimeoutError, asyncio.InvalidStateError):
                 await asyncio.wait_for(browser.disconnect(), 5)
         process, self._process = self._process, None
         if process is not None:
@@ -116,6 +116,10 @@ class PyppeteerEngine:
         if self._profile:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._profile = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     @property
     def connected(self) -> bool:
@@ -150,8 +154,8 @@ class PyppeteerEngine:
             return
         try:
             await asyncio.wait_for(self._browser.version(), 2)
-        except (PyppeteerError, OSError, TimeoutError, asyncio.InvalidStateError):
-            self._lost()
+        except (PyppeteerError, OSError, TimeoutError, TypeError, asyncio.InvalidStateError):
+            self._lost()  # (pyppeteer answers None, hence the TypeError, on a closed connection)
 
 
 class PyppeteerContext:
@@ -174,8 +178,12 @@ class PyppeteerContext:
             except BaseException:
                 opening.add_done_callback(self._close_orphan)
                 raise
+            crashed = asyncio.Event()
+            # Without a listener, pyppeteer raises the crash inside its connection's reader and the
+            # whole connection dies with one tab; with it, only this render fails.
+            page.on("error", lambda _: crashed.set())
             await deadline.run("open-page", lambda t: self._prepare(page))
-            return await capture_page(_PyppeteerPage(page), spec, deadline)
+            return await _unless_crashed(capture_page(_PyppeteerPage(page), spec, deadline), crashed)
         except PyppeteerError as exc:
             await self._engine._check_alive()
             raise _translate(exc, "capture") from exc
@@ -315,6 +323,25 @@ def _translate(exc: PyppeteerError, step: str) -> Exception:
 async def _close_quietly(page: Any) -> None:
     with contextlib.suppress(PyppeteerError, OSError, TimeoutError):
         await asyncio.wait_for(page.close(), 5)
+
+
+async def _unless_crashed(work: Coroutine[Any, Any, bytes], crashed: asyncio.Event) -> bytes:
+    """``work``'s result, or :class:`PageCrashed` at once when the page's renderer dies under it."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(crashed.wait())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if crashed.is_set() and not (not task.cancelled() and task.exception() is None):
+        raise PageCrashed(
+            "The page crashed (it may have run out of memory; see SCREENSHOT_PAGE_HEAP_MB).",
+            extra={"step": "capture"},
+        )
+    return task.result()
 
 
 async def _read_endpoint(stream: asyncio.StreamReader) -> str:

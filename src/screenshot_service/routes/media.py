@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, post
+from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import Body
 
@@ -30,14 +30,14 @@ async def create_media(
     data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],
     publisher: NamedDependency[Publisher],
     guard: NamedDependency[Guard],
-) -> MediaResponse:
+) -> Response[MediaResponse]:
     bind(key=request.user)
     if requester := await guard.admit(data, key_name=request.user):
         bind(requester=requester)  # masked
     plan = publisher.renderer.plan(data)
     bind(dashboard=plan.dashboard)
     published = await publisher.publish(plan)
-    return MediaResponse(
+    body = MediaResponse(
         media_id=published.media_id,
         mime_type=published.mime_type,
         bytes=published.bytes,
@@ -47,4 +47,9 @@ async def create_media(
         upload_ms=published.upload_ms,
         request_id=request.scope["state"]["request_id"],
         fitted=published.fitted,
+        cached=published.cached,
+    )
+    return Response(
+        body,
+        headers={"X-Queue-Ms": str(published.queue_ms), "X-Render-Readiness": published.readiness},
     )

@@ -43,5 +43,10 @@ async def create_render(
     return Response(
         rendered.data,
         media_type=rendered.mime_type,
-        headers={"Cache-Control": "no-store", "X-Render-Ms": str(rendered.render_ms)},
+        headers={
+            "Cache-Control": "no-store",
+            "X-Render-Ms": str(rendered.render_ms),
+            "X-Queue-Ms": str(rendered.queue_ms),
+            "X-Render-Readiness": rendered.readiness,
+        },
     )
