@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
+
+from screenshot_service.errors import ServiceError
 
 from .conftest import running_service
 
@@ -159,3 +162,18 @@ async def test_request_id_is_echoed_or_made(service: httpx.AsyncClient) -> None:
         "/v1/renders", json={"dashboard": "nope"}, headers={"X-Request-ID": "<script>" + "x" * 200}
     )
     assert re.fullmatch(r"[0-9a-f]{16}", hostile.headers["x-request-id"])
+
+
+def _problem_classes(cls: type[ServiceError]) -> list[type[ServiceError]]:
+    return [cls, *(c for sub in cls.__subclasses__() for c in _problem_classes(sub))]
+
+
+def test_the_readme_lists_every_problem_with_its_status() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = {
+        (int(status), slug)
+        for status, slugs in re.findall(r"^\| (\d{3}) \| (`[^|]+`) \|", readme, flags=re.MULTILINE)
+        for slug in re.findall(r"`([a-z-]+)`", slugs)
+    }
+    documented = {(c.status, c.slug) for c in _problem_classes(ServiceError) if c is not ServiceError}
+    assert documented <= rows, f"missing from README.md's problem table: {sorted(documented - rows)}"

@@ -306,6 +306,7 @@ def test_result_hands_a_problem_to_explain_failure() -> None:
 UNAVAILABLE = "The dashboard service is not available right now. Please try again in a few minutes."
 TIMEOUT = "The dashboard took too long to load. Please try again in a moment."
 RATE = "You have asked for many pictures just now. Please wait a minute and try again."
+BUSY = "Many pictures are being made just now. Please try again in a minute."
 
 
 def problem(status: int, slug: str) -> dict[str, Any]:
@@ -347,7 +348,10 @@ def problem(status: int, slug: str) -> dict[str, Any]:
         (problem(503, "meta-not-configured"), UNAVAILABLE),
         (problem(401, "unauthorized"), UNAVAILABLE),
         (problem(413, "body-too-large"), UNAVAILABLE),
-        (problem(503, "busy"), UNAVAILABLE),
+        (problem(429, "overloaded"), BUSY),
+        (problem(503, "queue-timeout"), BUSY),
+        (problem(502, "page-crashed"), "I could not open *sales* just now. Please try again later."),
+        (problem(503, "some-future-problem"), UNAVAILABLE),
         (
             {
                 **problem(422, "invalid-parameter"),
