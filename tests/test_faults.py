@@ -130,9 +130,11 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(s
     assert "restarted" in str(problem["detail"])
     assert response.headers["retry-after"].isdigit()
     assert failed_after < 2, f"the render took {failed_after:.1f} s to fail"
-    assert (await http.get("/readyz")).status_code == 503  # being relaunched: not ready
-    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    # The probe itself waits for the relaunch (or starts it): a replica taken out of traffic comes back
+    # without needing a render to wake its browser.
     assert (await http.get("/readyz")).status_code == 200
+    assert service.browser() != leader
+    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     successor = service.browser()
     after = await proctools.settle(baseline, lambda: proctools.in_groups({leader, successor}))
     FIGURES.append(

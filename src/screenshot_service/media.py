@@ -13,6 +13,7 @@ from .errors import RenderTimeout
 from .imaging import Fitted, fit_image_async
 from .meta import MetaClient
 from .render import Renderer
+from .schemas import UploadedImage
 from .settings import Settings
 from .singleflight import SingleFlight
 from .tempfiles import TempImages
@@ -22,21 +23,11 @@ MEDIA_LIFETIME_S = 29 * 24 * 3600
 """WhatsApp keeps uploaded media for 30 days; a cached media id is never reused past 29."""
 
 
-class Published(msgspec.Struct, kw_only=True, frozen=True):
-    """An image uploaded to WhatsApp, as it was sent, and what each step took."""
+class Published(UploadedImage, kw_only=True, frozen=True):
+    """An image uploaded to WhatsApp, and how its render went."""
 
-    media_id: str
-    mime_type: str
-    bytes: int
-    width: int
-    height: int
-    render_ms: int
-    upload_ms: int
     queue_ms: int
     readiness: str
-    fitted: str | None
-    cached: bool = False
-    """Uploaded earlier and reused (the dashboard's ``cache_ttl_s``), not rendered for this request."""
 
 
 class Publisher:

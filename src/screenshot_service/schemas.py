@@ -45,7 +45,7 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     timeout_ms: Annotated[int, msgspec.Meta(ge=500)] | None = None
 
 
-class MediaResponse(msgspec.Struct, kw_only=True, frozen=True):
+class UploadedImage(msgspec.Struct, kw_only=True, frozen=True):
     """A rendered image uploaded to WhatsApp: send it by ``media_id``."""
 
     media_id: str
@@ -55,10 +55,16 @@ class MediaResponse(msgspec.Struct, kw_only=True, frozen=True):
     height: int
     render_ms: int
     upload_ms: int
-    request_id: str
     cached: bool = False
+    """Uploaded earlier and reused (the dashboard's ``cache_ttl_s``), not rendered for this request."""
     fitted: str | None = None
     """How the image was made to fit WhatsApp's size limit, if it had to be (e.g. ``jpeg q85``)."""
+
+
+class MediaResponse(UploadedImage, kw_only=True, frozen=True):
+    """The answer of ``POST /v1/media``."""
+
+    request_id: str
 
 
 class ParamInfo(msgspec.Struct, kw_only=True, frozen=True):

@@ -11,7 +11,7 @@ from litestar.params import Body
 from ..guard import Guard
 from ..logs import bind
 from ..media import Publisher
-from ..schemas import MediaResponse, RenderRequest
+from ..schemas import MediaResponse, RenderRequest, UploadedImage
 from .renders import RENDER_EXAMPLE
 
 
@@ -37,18 +37,8 @@ async def create_media(
     plan = publisher.renderer.plan(data)
     bind(dashboard=plan.dashboard)
     published = await publisher.publish(plan)
-    body = MediaResponse(
-        media_id=published.media_id,
-        mime_type=published.mime_type,
-        bytes=published.bytes,
-        width=published.width,
-        height=published.height,
-        render_ms=published.render_ms,
-        upload_ms=published.upload_ms,
-        request_id=request.scope["state"]["request_id"],
-        fitted=published.fitted,
-        cached=published.cached,
-    )
+    uploaded = {name: getattr(published, name) for name in UploadedImage.__struct_fields__}
+    body = MediaResponse(**uploaded, request_id=request.scope["state"]["request_id"])
     return Response(
         body,
         headers={"X-Queue-Ms": str(published.queue_ms), "X-Render-Readiness": published.readiness},
