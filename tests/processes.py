@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -20,19 +21,28 @@ import redis
 from .servers import closed_port, wait_until_up
 
 
-@contextlib.contextmanager
-def service_processes(env: Mapping[str, str], count: int = 1) -> Iterator[list[str]]:
-    """``count`` processes of `python -m screenshot_service serve`, started together, with ``env``
-    added to this environment; yields their base URLs.
+@dataclasses.dataclass
+class Service:
+    """One `screenshot-service serve` process: its base URL, and all it printed once it has stopped."""
 
-    Stopped with SIGTERM (as a container platform does) and each required to exit cleanly.
+    base: str
+    log: str = ""
+
+
+@contextlib.contextmanager
+def service_processes(env: Mapping[str, str], count: int = 1) -> Iterator[list[Service]]:
+    """``count`` processes of `python -m screenshot_service serve`, started together, with ``env``
+    added to this environment.
+
+    Stopped with SIGTERM (as a container platform does), each required to exit cleanly; then each
+    ``Service.log`` holds the process's output.
     """
-    ports = [closed_port() for _ in range(count)]
+    services = [Service(f"http://127.0.0.1:{closed_port()}") for _ in range(count)]
     with contextlib.ExitStack() as stack:
-        processes = []
-        for port in ports:
+        for service in services:
             output = stack.enter_context(tempfile.TemporaryFile("w+"))
-            full_env = {**os.environ, "SCREENSHOT_HOST": "127.0.0.1", "SCREENSHOT_PORT": str(port), **env}
+            port = service.base.rpartition(":")[2]
+            full_env = {**os.environ, "SCREENSHOT_HOST": "127.0.0.1", "SCREENSHOT_PORT": port, **env}
             process = subprocess.Popen(
                 [sys.executable, "-m", "screenshot_service", "serve"],
                 env=full_env,
@@ -40,15 +50,13 @@ def service_processes(env: Mapping[str, str], count: int = 1) -> Iterator[list[s
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            stack.callback(_stop, process, output)
-            processes.append(process)
-        bases = [f"http://127.0.0.1:{port}" for port in ports]
-        for base in bases:
-            wait_until_up(base)
-        yield bases
+            stack.callback(_stop, process, output, service)
+        for service in services:
+            wait_until_up(service.base)
+        yield services
 
 
-def _stop(process: subprocess.Popen[str], output: IO[str]) -> None:
+def _stop(process: subprocess.Popen[str], output: IO[str], service: Service) -> None:
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
@@ -56,8 +64,9 @@ def _stop(process: subprocess.Popen[str], output: IO[str]) -> None:
         if process.returncode is None:
             process.kill()
             process.wait()
-    output.seek(0)
-    assert process.returncode == 0, output.read()[-3000:]
+        output.seek(0)
+        service.log = output.read()
+    assert process.returncode == 0, service.log[-3000:]
 
 
 @contextlib.contextmanager

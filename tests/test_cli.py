@@ -12,39 +12,22 @@ import sys
 import httpx
 
 from .conftest import API_KEY
+from .processes import service_processes
 from .servers import closed_port, wait_until_up
 
 
 def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
-    port = closed_port()
-    env = {
-        **os.environ,
-        "SCREENSHOT_API_KEYS": f"n8n:{API_KEY}",
-        "SCREENSHOT_PORT": str(port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "screenshot_service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base)
+    with service_processes({"SCREENSHOT_API_KEYS": f"n8n:{API_KEY}"}) as (service,):
         response = httpx.post(
-            f"{base}/v1/renders",
+            f"{service.base}/v1/renders",
             json={"dashboard": "sales", "params": {"range": "7d"}},
             headers={"X-API-Key": API_KEY, "X-Request-ID": "exec-77"},
             timeout=30,
         )
         assert response.status_code == 200
         assert response.content.startswith(b"\x89PNG")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    # Leaving the block sent SIGTERM and required exit status 0.
+    lines = [json.loads(line) for line in service.log.splitlines() if line.startswith("{")]
     renders = [line for line in lines if line.get("event") == "render"]
     assert len(renders) == 1
     assert renders[0]["request_id"] == "exec-77"
@@ -52,7 +35,7 @@ def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
     assert renders[0]["dashboard"] == "sales"
     assert renders[0]["outcome"] == "ok"
     assert isinstance(renders[0]["render_ms"], int)
-    assert API_KEY not in output
+    assert API_KEY not in service.log
 
 
 def test_bad_setting_stops_start_up_with_the_variable_named() -> None:

@@ -4,11 +4,7 @@ every secret and the full requester number."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,7 +13,7 @@ import pytest
 from screenshot_service.phones import Masker, normalise
 
 from .conftest import API_KEY, OTHER_KEY
-from .servers import closed_port, wait_until_up
+from .processes import service_processes
 
 NUMBER = "97688123456"
 META_TOKEN = "EAAG-meta-token-never-logged-4242"
@@ -65,11 +61,8 @@ cookies = [{ name = "grafana_session", value_env = "GRAFANA_SESSION" }]
 """,
         encoding="utf-8",
     )
-    port = closed_port()
     env = {
-        **os.environ,
         "SCREENSHOT_API_KEYS": f"n8n:{API_KEY},other:{OTHER_KEY}",
-        "SCREENSHOT_PORT": str(port),
         "SCREENSHOT_DASHBOARDS_FILE": str(dashboards),
         "SCREENSHOT_META_ACCESS_TOKEN": META_TOKEN,
         "SCREENSHOT_META_PHONE_NUMBER_ID": "1234567",
@@ -81,47 +74,38 @@ cookies = [{ name = "grafana_session", value_env = "GRAFANA_SESSION" }]
         "GRAFANA_TOKEN": DASHBOARD_HEADER,
         "GRAFANA_SESSION": DASHBOARD_COOKIE,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "screenshot_service", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     answers: list[str] = []
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base)
-        with httpx.Client(base_url=base, headers={"X-API-Key": API_KEY}, timeout=30) as client:
+    with (
+        service_processes(env) as (service,),
+        httpx.Client(base_url=service.base, headers={"X-API-Key": API_KEY}, timeout=30) as client,
+    ):
 
-            def render(body: dict[str, object], **headers: str) -> httpx.Response:
-                response = client.post("/v1/renders", json=body, headers=headers)
-                answers.append(response.text if response.status_code != 200 else "")
-                return response
+        def render(body: dict[str, object], **headers: str) -> httpx.Response:
+            response = client.post("/v1/renders", json=body, headers=headers)
+            answers.append(response.text if response.status_code != 200 else "")
+            return response
 
-            ok = render({"dashboard": "sales", "requester": "+976 8812-3456"}, **{"X-Request-ID": "run-1"})
-            assert ok.status_code == 200, ok.text
-            assert render({"dashboard": "nope", "requester": NUMBER}).status_code == 404
-            assert render({"dashboard": "sales", "requester": NUMBER}).status_code == 429  # per phone
-            assert render({"dashboard": "sales", "requester": "97600000001"}).status_code == 403
-            assert render({"dashboard": "sales", "requester": f"{NUMBER}x"}).status_code == 422
-            assert render({"url": f"http://127.0.0.1:{port}/", "requester": NUMBER}).status_code in (403, 429)
-            assert render({"dashboard": "sales"}, **{"X-API-Key": WRONG_KEY}).status_code == 401
-            assert render({"dashboard": "sales"}, **{"X-API-Key": META_TOKEN}).status_code == 401
-            assert (
-                render(
-                    {"dashboard": "sales"}, **{"X-API-Key": "", "Authorization": f"Bearer {DASHBOARD_HEADER}"}
-                ).status_code
-                == 401
-            )
-            for _ in range(3):
-                render({"dashboard": "nope"})
-            assert render({"dashboard": "nope"}).status_code == 429  # per key
-            answers.append(client.get("/metrics").text)
-            answers.append(client.get("/openapi/openapi.json").text)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        ok = render({"dashboard": "sales", "requester": "+976 8812-3456"}, **{"X-Request-ID": "run-1"})
+        assert ok.status_code == 200, ok.text
+        assert render({"dashboard": "nope", "requester": NUMBER}).status_code == 404
+        assert render({"dashboard": "sales", "requester": NUMBER}).status_code == 429  # per phone
+        assert render({"dashboard": "sales", "requester": "97600000001"}).status_code == 403
+        assert render({"dashboard": "sales", "requester": f"{NUMBER}x"}).status_code == 422
+        assert render({"url": f"{service.base}/", "requester": NUMBER}).status_code in (403, 429)
+        assert render({"dashboard": "sales"}, **{"X-API-Key": WRONG_KEY}).status_code == 401
+        assert render({"dashboard": "sales"}, **{"X-API-Key": META_TOKEN}).status_code == 401
+        assert (
+            render(
+                {"dashboard": "sales"}, **{"X-API-Key": "", "Authorization": f"Bearer {DASHBOARD_HEADER}"}
+            ).status_code
+            == 401
+        )
+        for _ in range(3):
+            render({"dashboard": "nope"})
+        assert render({"dashboard": "nope"}).status_code == 429  # per key
+        answers.append(client.get("/metrics").text)
+        answers.append(client.get("/openapi/openapi.json").text)
+    output = service.log
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     renders = [line for line in lines if line.get("event") == "render"]
     assert len(renders) == 1

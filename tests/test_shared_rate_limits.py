@@ -38,7 +38,7 @@ def two_replicas(redis_url: str) -> Iterator[tuple[str, str]]:
         "SCREENSHOT_CHROMIUM_PATH": "/nonexistent/chromium",
     }
     with service_processes(env, count=2) as (first, second):
-        yield first, second
+        yield first.base, second.base
 
 
 def test_two_replicas_share_one_limit_per_key_and_per_phone(redis_url: str) -> None:
@@ -82,7 +82,7 @@ def test_without_redis_each_replica_counts_alone() -> None:
     with service_processes(env, count=2) as (first, second):
         statuses = [
             httpx.get(f"{base}/v1/dashboards", headers={"X-API-Key": API_KEY}).status_code
-            for base in (first, second, first, second, first)
+            for base in (first.base, second.base, first.base, second.base, first.base)
         ]
     assert statuses == [200, 200, 200, 200, 429]
 
