@@ -25,6 +25,18 @@ PHONE_NUMBER_ID = "106540352242922"
 API_VERSION = "v21.0"
 
 
+def meta_env(graph_url: str, temp_dir: Path, **env: str) -> dict[str, str]:
+    """Service settings that upload to the emulator at ``graph_url``, with temp images in ``temp_dir``."""
+    return {
+        "meta_graph_url": graph_url,
+        "meta_api_version": API_VERSION,
+        "meta_phone_number_id": PHONE_NUMBER_ID,
+        "meta_access_token": EMULATOR_TOKEN,
+        "temp_dir": str(temp_dir),
+        **env,
+    }
+
+
 class Emulator:
     """The emulator's control API, as tests use it."""
 

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from screenshot_service.imaging import MAX_IMAGE_BYTES
 
 from .conftest import running_service
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
+from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_env
 
 SALES = {"dashboard": "sales", "params": {"range": "7d"}}
 AUTH = {"Authorization": f"Bearer {EMULATOR_TOKEN}"}
@@ -34,24 +34,12 @@ class MediaService:
         return sorted(p.name for p in self.temp_dir.iterdir())
 
 
-def meta_env(graph_url: str, temp_dir: Path, **env: str) -> dict[str, str]:
-    return {
-        "meta_graph_url": graph_url,
-        "meta_api_version": API_VERSION,
-        "meta_phone_number_id": PHONE_NUMBER_ID,
-        "meta_access_token": EMULATOR_TOKEN,
-        "meta_timeout_ms": "2000",
-        "temp_dir": str(temp_dir),
-        **env,
-    }
-
-
 @pytest.fixture(scope="module")
 async def media_service(
     meta_emulator_url: str, dashboards_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[MediaService]:
     temp_dir = tmp_path_factory.mktemp("media") / "images"
-    env = meta_env(meta_emulator_url, temp_dir, dashboards_file=str(dashboards_file))
+    env = meta_env(meta_emulator_url, temp_dir, dashboards_file=str(dashboards_file), meta_timeout_ms="2000")
     async with running_service(env) as client:
         yield MediaService(client, temp_dir)
 
@@ -223,7 +211,7 @@ async def test_start_up_sweeps_what_a_crash_left_behind(
     temp_dir.mkdir(mode=0o700)
     (temp_dir / "img-left-by-a-crash.png").write_bytes(b"\x89PNG")
 
-    env = meta_env(meta_emulator_url, temp_dir, dashboards_file=str(dashboards_file))
+    env = meta_env(meta_emulator_url, temp_dir, dashboards_file=str(dashboards_file), meta_timeout_ms="2000")
     async with running_service(env) as client:
         assert (await client.get("/healthz")).status_code == 200
         assert list(temp_dir.iterdir()) == []

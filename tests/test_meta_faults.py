@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from .conftest import running_service
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
+from .emulator_fixtures import Emulator, meta_env
 from .test_faults import assert_problem
 
 
@@ -28,16 +28,13 @@ async def media_service(
     root = tmp_path_factory.mktemp("meta-faults")
     dashboards = root / "dashboards.toml"
     dashboards.write_text(f'[dashboards.box]\nurl = "{pages_url}/box"\n', encoding="utf-8")
-    env = {
-        "dashboards_file": str(dashboards),
-        "temp_dir": str(root / "images"),
-        "meta_graph_url": meta_emulator_url,
-        "meta_api_version": API_VERSION,
-        "meta_phone_number_id": PHONE_NUMBER_ID,
-        "meta_access_token": EMULATOR_TOKEN,
-        "meta_timeout_ms": "1000",
-        "meta_max_attempts": "2",
-    }
+    env = meta_env(
+        meta_emulator_url,
+        root / "images",
+        dashboards_file=str(dashboards),
+        meta_timeout_ms="1000",
+        meta_max_attempts="2",
+    )
     async with running_service(env) as client:
         yield MediaService(client, root / "images")
 
@@ -79,16 +76,13 @@ async def test_the_whole_request_has_a_deadline_naming_the_step_it_was_at(
 ) -> None:
     dashboards = tmp_path / "dashboards.toml"
     dashboards.write_text(f'[dashboards.box]\nurl = "{pages_url}/box"\n', encoding="utf-8")
-    env = {
-        "dashboards_file": str(dashboards),
-        "temp_dir": str(tmp_path / "images"),
-        "meta_graph_url": meta_emulator_url,
-        "meta_api_version": API_VERSION,
-        "meta_phone_number_id": PHONE_NUMBER_ID,
-        "meta_access_token": EMULATOR_TOKEN,
-        "meta_timeout_ms": "30000",
-        "request_timeout_ms": "6000",
-    }
+    env = meta_env(
+        meta_emulator_url,
+        tmp_path / "images",
+        dashboards_file=str(dashboards),
+        meta_timeout_ms="30000",
+        request_timeout_ms="6000",
+    )
     await emulator.faults({"kind": "slow", "delay_ms": 20_000})
     async with running_service(env) as client:
         response = await client.post("/v1/media", json={"dashboard": "box"})

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from .conftest import running_service
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
+from .emulator_fixtures import Emulator, meta_env
 
 
 def count(metrics_text: str, sample: str) -> float:
@@ -39,14 +39,7 @@ cache_ttl_s = 60
 """,
         encoding="utf-8",
     )
-    env = {
-        "dashboards_file": str(dashboards),
-        "temp_dir": str(root / "images"),
-        "meta_graph_url": meta_emulator_url,
-        "meta_api_version": API_VERSION,
-        "meta_phone_number_id": PHONE_NUMBER_ID,
-        "meta_access_token": EMULATOR_TOKEN,
-    }
+    env = meta_env(meta_emulator_url, root / "images", dashboards_file=str(dashboards))
     async with running_service(env) as client:
         yield client
 
