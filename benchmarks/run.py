@@ -93,18 +93,21 @@ def save(results: dict[str, Any], path: str) -> None:
 
 
 def dashboards_toml(pages: str) -> str:
+    # Every dashboard takes an `n` that its page ignores: the load sends each request its own, so
+    # none is merged with another by single flight (see measure.load).
+    n = '[dashboards.{name}.params.n]\ndefault = "0"\npattern = "[0-9]{{1,12}}"\n'
     return f"""
 [dashboards.static]
-url = "{pages}/static.html"
+url = "{pages}/static.html?n={{n}}"
 viewport = {{ width = 1280, height = 800, scale = 1 }}
-
+{n.format(name="static")}
 [dashboards.heavy]
-url = "{pages}/heavy.html"
+url = "{pages}/heavy.html?n={{n}}"
 viewport = {{ width = 1280, height = 800, scale = 1 }}
 wait = {{ selector = "body[data-ready='true']" }}
-
+{n.format(name="heavy")}
 [dashboards.demo]
-url = "{{service}}/demo/sales?range={{range}}"
+url = "{{service}}/demo/sales?range={{range}}&n={{n}}"
 viewport = {{ width = 1280, height = 800, scale = 1 }}
 wait = {{ selector = "body[data-ready='true']" }}
 timezone = "Asia/Ulaanbaatar"
@@ -112,7 +115,7 @@ locale = "mn-MN"
 [dashboards.demo.params.range]
 default = "7d"
 pattern = "today|7d|30d|90d"
-"""
+{n.format(name="demo")}"""
 
 
 def targets(pages: str, service: str) -> list[Target]:
@@ -202,7 +205,7 @@ async def bench_engine(
         async with service.client() as client:
             for target in pages_targets:  # each dashboard's context is made, and the upload path warm
                 for path in ("/v1/renders", "/v1/media"):
-                    await load(client, path, {"dashboard": target.dashboard}, counts.warmup, 1)
+                    await load(client, path, target.dashboard, counts.warmup, 1)
             print(f"== {engine}: floor (one warm Chromium, no service)")
             out["floor"] = await measure_direct(
                 "floor", engine, args.chromium, pages_targets, count=counts.floor, warmup=counts.warmup
@@ -217,12 +220,11 @@ async def bench_engine(
                         total = max(counts.service, 2 * level)
                         print(f"== {engine}: {path} {target.dashboard} x{total} at concurrency {level}")
                         async with PeakRss(proc.pid) as rss:
-                            series[str(level)] = await load(
-                                client, path, {"dashboard": target.dashboard}, total, level
-                            )
+                            series[str(level)] = await load(client, path, target.dashboard, total, level)
                         if level == max(counts.levels):
                             peak = max(peak, rss.peak_mb)
             out["memory"] = {"peak_rss_mb_at_max_concurrency": peak, "max_concurrency": max(counts.levels)}
+            out["renders_shared"] = await renders_shared(client)
     finally:
         procs.stop(proc)
     print(f"== {engine}: launch-per-request baseline")
@@ -233,6 +235,16 @@ async def bench_engine(
         out["memory"] |= await leak_check(args, work, engine, emulator, out)
     out["targets"] = judge(out)
     return out
+
+
+async def renders_shared(client: httpx.AsyncClient) -> float:
+    """Requests the service answered with another's render: 0 when every measured render was its own."""
+    metrics = (await client.get("/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("screenshot_renders_shared_total")
+    )
 
 
 async def leak_check(
@@ -249,7 +261,7 @@ async def leak_check(
         async with service.client() as client:
             done = 1  # the cold-start render
             for mark in (first, second):
-                stats = await load(client, "/v1/renders", {"dashboard": PRIMARY}, mark - done, 4)
+                stats = await load(client, "/v1/renders", PRIMARY, mark - done, 4)
                 done = mark
                 if stats.errors:
                     memory["leak_errors"] = memory.get("leak_errors", 0) + stats.errors
@@ -380,6 +392,7 @@ def print_report(results: dict[str, Any]) -> None:
         memory = out["memory"]
         cold = ", ".join(f"{v:g} ms" for v in out["cold_start_ms"])
         print(f"\ncold start (process start to first render): {cold}")
+        print(f"requests answered by another's render (single flight): {out['renders_shared']:g}")
         peak, level = memory["peak_rss_mb_at_max_concurrency"], memory["max_concurrency"]
         print(f"peak RSS, service + Chromium, concurrency {level}: {peak} MB")
         if "rss_first_mb" in memory:
