@@ -15,10 +15,19 @@ import pytest
 from screenshot_service.app import create_app
 from screenshot_service.settings import Settings, load_settings
 
+from .figures import FAULT_FIGURES
 from .pages import create_pages_app
 from .servers import closed_port, free_socket, serve
 
 pytest_plugins = ["tests.emulator_fixtures"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FAULT_FIGURES:
+        terminalreporter.write_sep("-", "fault figures")
+        for line in FAULT_FIGURES:
+            terminalreporter.write_line(line)
+
 
 API_KEY = "test-key-0123456789abcdef"
 OTHER_KEY = "other-key-0123456789abcdef"

@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -22,16 +22,8 @@ from screenshot_service import procs
 from . import proctools
 from .conftest import running_service
 from .fault_pages import create_fault_pages_app
+from .figures import FAULT_FIGURES
 from .servers import free_socket, serve
-
-FIGURES: list[str] = []
-"""What the faults did, printed at the end of the module (run with ``-s`` to see it)."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_figures() -> Iterator[None]:
-    yield
-    print("\n" + "\n".join(["fault figures:", *FIGURES]))
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +44,9 @@ url = "{pages_url}/box"
 url = "{pages_url}/never-ready"
 wait = {{ selector = "#never" }}
 timeout_ms = 15000
+
+[dashboards.hang]
+url = "{pages_url}/hang"
 
 [dashboards.hog]
 url = "{fault_pages_url}/hog"
@@ -147,7 +142,7 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     successor = service.browser()
     after = await proctools.settle(baseline, lambda: proctools.in_groups({leader, successor}))
-    FIGURES.append(
+    FAULT_FIGURES.append(
         f"kill -9 chromium mid-render ({service.engine}): browser processes before {baseline}, "
         f"after {after} (of the killed browser: {len(procs.group(leader))})"
     )
@@ -155,6 +150,35 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     assert after <= baseline
     assert new_zombies() == []
     assert procs.group(leader) == []  # the dead browser's renderers and helpers are gone too
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "step"),
+    [
+        pytest.param("hang", "navigate", id="page-never-loads"),
+        pytest.param("never-ready", "selector", id="selector-never-shows"),
+    ],
+)
+async def test_a_page_that_hangs_forever_times_out_and_leaves_no_process(
+    new_zombies: Callable[[], list[procs.Proc]], service: Service, dashboard: str, step: str
+) -> None:
+    http = service.http
+    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    leader = service.browser()
+    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
+
+    response = await http.post("/v1/renders", json={"dashboard": dashboard, "timeout_ms": 2000})
+
+    problem = assert_problem(response, 504, "render-timeout")
+    assert problem["step"] == step
+    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    assert service.browser() == leader  # a hung page costs its page, not the browser
+    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
+    FAULT_FIGURES.append(
+        f"page that hangs at {step} ({service.engine}): browser processes before {baseline}, after {after}"
+    )
+    assert after <= baseline
+    assert new_zombies() == []
 
 
 def metric(text: str, sample: str) -> float:
@@ -193,7 +217,7 @@ async def test_recycled_browsers_fail_no_render_and_leave_no_process(
         )
         running = proctools.in_groups(browsers.seen)
     after = proctools.in_groups(browsers.seen)
-    FIGURES.append(
+    FAULT_FIGURES.append(
         f"recycling ({reason}): {recycled:.0f} browsers replaced over {len(statuses)} renders, "
         f"{len(browsers.seen)} browsers in all; their processes while running {running}, "
         f"after shutdown {after}"
@@ -221,7 +245,7 @@ async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     assert service.browser() == leader  # the browser lived on
     after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
-    FIGURES.append(f"tab out of memory: browser processes before {baseline}, after {after}")
+    FAULT_FIGURES.append(f"tab out of memory: browser processes before {baseline}, after {after}")
     assert after <= baseline
     assert new_zombies() == []
 
@@ -269,7 +293,7 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
     timed_out = delta('screenshot_render_refused_total{reason="queue-timeout"}')
     waits = delta("screenshot_render_queue_wait_seconds_count")
     refused_s = [seconds for _, seconds in refused]
-    FIGURES.append(
+    FAULT_FIGURES.append(
         f"burst of 50 (4 slots, queue 8): accepted {len(accepted)}, refused {len(refused)} "
         f"(429 overloaded {full:.0f}, 503 queue-timeout {timed_out:.0f}); "
         f"accepted latency p50 {percentile(accepted, 0.5):.2f} s, p95 {percentile(accepted, 0.95):.2f} s; "

@@ -1,5 +1,6 @@
 """The Meta emulator slow and failing under the real service: each ends in a well-formed problem,
-the temp directory is empty after it, and the next upload works."""
+the temp directory is empty after it, the service's Chromium keeps its processes, and the next
+upload works."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
+from . import proctools
 from .conftest import running_service
 from .emulator_fixtures import Emulator, meta_env
+from .figures import FAULT_FIGURES
 from .test_faults import assert_problem
 
 
 class MediaService:
-    def __init__(self, client: httpx.AsyncClient, temp_dir: Path) -> None:
+    def __init__(self, client: httpx.AsyncClient, temp_dir: Path, others: set[int]) -> None:
         self.http = client
         self.temp_dir = temp_dir
+        self._others = others
+
+    def browser_processes(self) -> int:
+        """Processes of this service's Chromium (not the session service's)."""
+        return proctools.in_groups(set(proctools.browser_leaders()) - self._others)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +43,9 @@ async def media_service(
         meta_timeout_ms="1000",
         meta_max_attempts="2",
     )
+    others = set(proctools.browser_leaders())
     async with running_service(env) as client:
-        yield MediaService(client, root / "images")
+        yield MediaService(client, root / "images", others)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +65,8 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     status: int,
     slug: str,
 ) -> None:
+    assert (await media_service.http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+    baseline = await proctools.baseline(media_service.browser_processes)
     await emulator.faults(fault, fault)  # every attempt fails
 
     response = await media_service.http.post("/v1/media", json={"dashboard": "box"})
@@ -69,6 +80,9 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     assert again.status_code == 200, again.text
     assert again.headers["x-render-readiness"] == "complete"
     assert list(media_service.temp_dir.iterdir()) == []
+    after = await proctools.settle(baseline, media_service.browser_processes)
+    FAULT_FIGURES.append(f"Meta {fault['kind']}: browser processes before {baseline}, after {after}")
+    assert after <= baseline
 
 
 async def test_the_whole_request_has_a_deadline_naming_the_step_it_was_at(
