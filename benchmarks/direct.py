@@ -146,15 +146,7 @@ FLOORS = {"playwright": playwright_floor, "pyppeteer": pyppeteer_floor}
 BASELINES = {"playwright": playwright_baseline, "pyppeteer": pyppeteer_baseline}
 
 
-async def measure_direct(
-    kind: str, engine: str, chromium: str, targets: list[Target], *, count: int, warmup: int
-) -> dict[str, Stats]:
-    """Stats per target for the floor (``kind="floor"``) or the baseline (``kind="baseline"``)."""
-    factory = FLOORS[engine] if kind == "floor" else BASELINES[engine]
-    results = {}
-    async with factory(chromium) as capture:
-        for target in targets:
-            for _ in range(warmup):
-                await capture(target)
-            results[target.dashboard] = await sequential(lambda t=target: capture(t), count)  # type: ignore[misc]
-    return results
+async def measure_baseline(engine: str, chromium: str, target: Target, *, count: int) -> Stats:
+    """Launch-per-request captures of ``target``, one after the other."""
+    async with BASELINES[engine](chromium) as capture:
+        return await sequential(lambda: capture(target), count)

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 import msgspec
@@ -49,7 +49,7 @@ def summarize(latencies_s: list[float], errors: int, wall_s: float, sizes: list[
 
 
 async def sequential(capture: Callable[[], Awaitable[bytes]], count: int) -> Stats:
-    """Time ``count`` calls of ``capture`` one after the other (the floor and the baseline)."""
+    """Time ``count`` calls of ``capture`` one after the other (the launch-per-request baseline)."""
     latencies, sizes = [], []
     started = time.perf_counter()
     for _ in range(count):
@@ -60,16 +60,63 @@ async def sequential(capture: Callable[[], Awaitable[bytes]], count: int) -> Sta
     return summarize(latencies, 0, time.perf_counter() - started, sizes)
 
 
+Sample = Callable[[], Awaitable[int | None]]
+"""One request or capture: the size of what it made, or None when it failed."""
+
+
+async def in_turns(series: Mapping[str, Sample], rounds: int) -> dict[str, Stats]:
+    """Time ``rounds`` rounds that each call every one of ``series`` once, one after the other.
+
+    A machine's speed drifts (other jobs, CPU steal, thermal limits); taken in turns, the series share
+    the drift, so their ratios and differences hold even when the absolute figures move. Each round
+    starts one further along, so no series always follows the same one. Throughput is per series:
+    samples over the time spent in its own calls.
+    """
+    names = list(series)
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    sizes: dict[str, list[int]] = {name: [] for name in names}
+    errors = dict.fromkeys(names, 0)
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            t0 = time.perf_counter()
+            size = await series[name]()
+            elapsed = time.perf_counter() - t0
+            if size is None:
+                errors[name] += 1
+            else:
+                latencies[name].append(elapsed)
+                sizes[name].append(size)
+    return {
+        name: summarize(latencies[name], errors[name], sum(latencies[name]), sizes[name]) for name in names
+    }
+
+
 _SEQUENCE = itertools.count()
 """Each request's own ``n``: identical requests under way would share one render (single flight)."""
 
 
-async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int, concurrency: int) -> Stats:
-    """Send ``total`` requests from ``concurrency`` workers, each starting its next when one answers.
+async def request(client: httpx.AsyncClient, path: str, dashboard: str) -> int | None:
+    """One request to the service; the PNG's size, or None (the first failure is printed).
 
-    Every request names ``dashboard`` with a parameter ``n`` of its own, so no two are alike and each
+    It names ``dashboard`` with a parameter ``n`` of its own, so no two requests are alike and each
     is rendered (and uploaded) for itself: the figures measure the pool, not the sharing of renders.
     """
+    body = {"dashboard": dashboard, "params": {"n": str(next(_SEQUENCE))}}
+    response = await client.post(path, json=body)
+    if response.status_code == httpx.codes.OK:
+        return len(response.content) if path.endswith("renders") else int(response.json()["bytes"])
+    if (path, dashboard) not in _REPORTED:
+        _REPORTED.add((path, dashboard))
+        print(f"  ! {path} {dashboard}: HTTP {response.status_code} {response.text[:300]}")
+    return None
+
+
+_REPORTED: set[tuple[str, str]] = set()
+
+
+async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int, concurrency: int) -> Stats:
+    """Send ``total`` requests (see :func:`request`) from ``concurrency`` workers, each starting its
+    next when one answers."""
     latencies: list[float] = []
     sizes: list[int] = []
     errors = 0
@@ -80,17 +127,12 @@ async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int,
         while left > 0:
             left -= 1
             t0 = time.perf_counter()
-            body = {"dashboard": dashboard, "params": {"n": str(next(_SEQUENCE))}}
-            response = await client.post(path, json=body)
-            elapsed = time.perf_counter() - t0
-            if response.status_code == httpx.codes.OK:
-                latencies.append(elapsed)
-                sizes.append(len(response.content) if path.endswith("renders") else response.json()["bytes"])
-            else:
+            size = await request(client, path, dashboard)
+            if size is None:
                 errors += 1
-                if errors == 1:
-                    said = f"HTTP {response.status_code} {response.text[:300]}"
-                    print(f"  ! {path} {dashboard}: {said}")
+            else:
+                latencies.append(time.perf_counter() - t0)
+                sizes.append(size)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

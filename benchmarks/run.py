@@ -28,8 +28,8 @@ import httpx
 import msgspec
 
 from . import procs
-from .direct import Target, measure_direct
-from .measure import PeakRss, Stats, load
+from .direct import FLOORS, Capture, Target, measure_baseline
+from .measure import PeakRss, Sample, Stats, in_turns, load, request
 from .pages import write_pages
 
 API_KEY = "bench-" + secrets.token_hex(16)
@@ -39,7 +39,6 @@ PRIMARY = "static"  # the page the targets are judged on
 
 
 class Counts(msgspec.Struct, kw_only=True, frozen=True):
-    floor: int
     service: int
     baseline: int
     warmup: int
@@ -47,8 +46,8 @@ class Counts(msgspec.Struct, kw_only=True, frozen=True):
     leak: tuple[int, int]
 
 
-FULL = Counts(floor=40, service=40, baseline=10, warmup=3, levels=(1, 2, 4, 8), leak=(100, 1000))
-QUICK = Counts(floor=2, service=2, baseline=1, warmup=1, levels=(1, 2), leak=(5, 10))
+FULL = Counts(service=40, baseline=10, warmup=3, levels=(1, 2, 4, 8), leak=(100, 1000))
+QUICK = Counts(service=2, baseline=1, warmup=1, levels=(1, 2), leak=(5, 10))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +63,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     counts = QUICK if args.quick else FULL
     if args.requests:
-        counts = msgspec.structs.replace(counts, service=args.requests, floor=args.requests)
+        counts = msgspec.structs.replace(counts, service=args.requests)
     if args.concurrency:
         counts = msgspec.structs.replace(counts, levels=tuple(int(c) for c in args.concurrency.split(",")))
     args.counts = counts
@@ -202,39 +201,52 @@ async def bench_engine(
     out["cold_start_ms"] = [cold_ms]
     pages_targets = [t for t in targets(pages, service.base) if t.dashboard in args.page_list]
     try:
-        async with service.client() as client:
-            for target in pages_targets:  # each dashboard's context is made, and the upload path warm
-                for path in ("/v1/renders", "/v1/media"):
-                    await load(client, path, target.dashboard, counts.warmup, 1)
-            print(f"== {engine}: floor (one warm Chromium, no service)")
-            out["floor"] = await measure_direct(
-                "floor", engine, args.chromium, pages_targets, count=counts.floor, warmup=counts.warmup
-            )
-            out["renders"], out["media"] = {}, {}
-            peak = 0.0
+        async with service.client() as client, FLOORS[engine](args.chromium) as floor:
+            for target in pages_targets:  # contexts made, upload path warm, floor's browser warm
+                await in_turns(three_ways(client, floor, target), counts.warmup)
+            out["floor"], out["renders"], out["media"] = {}, {}, {}
             for target in pages_targets:
-                levels = counts.levels if target.dashboard == PRIMARY else (1,)
-                for path, key in (("/v1/renders", "renders"), ("/v1/media", "media")):
-                    series = out[key].setdefault(target.dashboard, {})
-                    for level in levels:
-                        total = max(counts.service, 2 * level)
-                        print(f"== {engine}: {path} {target.dashboard} x{total} at concurrency {level}")
-                        async with PeakRss(proc.pid) as rss:
-                            series[str(level)] = await load(client, path, target.dashboard, total, level)
-                        if level == max(counts.levels):
-                            peak = max(peak, rss.peak_mb)
+                page = target.dashboard
+                print(f"== {engine}: floor, /v1/renders and /v1/media in turns, {page} x{counts.service}")
+                turns = await in_turns(three_ways(client, floor, target), counts.service)
+                out["floor"][page] = turns["floor"]
+                out["renders"][page] = {"1": turns["renders"]}
+                out["media"][page] = {"1": turns["media"]}
+        async with service.client() as client:
+            peak = 0.0
+            for path, key in (("/v1/renders", "renders"), ("/v1/media", "media")):
+                for level in (c for c in counts.levels if c > 1):
+                    total = max(counts.service, 2 * level)
+                    print(f"== {engine}: {path} {PRIMARY} x{total} at concurrency {level}")
+                    async with PeakRss(proc.pid) as rss:
+                        out[key][PRIMARY][str(level)] = await load(client, path, PRIMARY, total, level)
+                    if level == max(counts.levels):
+                        peak = max(peak, rss.peak_mb)
             out["memory"] = {"peak_rss_mb_at_max_concurrency": peak, "max_concurrency": max(counts.levels)}
             out["renders_shared"] = await renders_shared(client)
     finally:
         procs.stop(proc)
     print(f"== {engine}: launch-per-request baseline")
-    out["baseline"] = await measure_direct(
-        "baseline", engine, args.chromium, pages_targets[:1], count=counts.baseline, warmup=0
-    )
+    primary = next(t for t in pages_targets if t.dashboard == PRIMARY)
+    out["baseline"] = {PRIMARY: await measure_baseline(engine, args.chromium, primary, count=counts.baseline)}
     if not args.skip_leak:
         out["memory"] |= await leak_check(args, work, engine, emulator, out)
     out["targets"] = judge(out)
     return out
+
+
+def three_ways(client: httpx.AsyncClient, floor: Capture, target: Target) -> dict[str, Sample]:
+    """The three ways to get one picture of ``target`` at concurrency 1: Chromium direct, the service's
+    PNG, the service's upload."""
+
+    async def direct() -> int:
+        return len(await floor(target))
+
+    return {
+        "floor": direct,
+        "renders": lambda: request(client, "/v1/renders", target.dashboard),
+        "media": lambda: request(client, "/v1/media", target.dashboard),
+    }
 
 
 async def renders_shared(client: httpx.AsyncClient) -> float:
