@@ -113,5 +113,9 @@ def test_demo_prints_curls_that_work_from_render_to_fetching_the_upload_back() -
         assert len(image.content) == response.json()["bytes"]
     finally:
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=30)
     assert process.returncode == 0
+    # Both servers run in one process; the emulator's lines say they are its own.
+    started = [line for line in rest.splitlines() if "Started server process" in line]
+    assert len(started) == 2, rest
+    assert ["meta-emulator" in line for line in started].count(True) == 1, started

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import msgspec
+import structlog
 import uvicorn
 
 from .settings import ConfigError, Secret, Settings, load_settings
@@ -179,7 +180,7 @@ The dashboard itself: {base}/demo/sales?range=7d   API docs: {base}/openapi
         ws="none",
     )
     servers = [_Server(_service_config(settings), own_signals=False), _Server(emulator, own_signals=False)]
-    asyncio.run(_serve_together(servers))
+    asyncio.run(_serve_together(servers, labels=[None, "meta-emulator"]))
     return 0
 
 
@@ -187,8 +188,17 @@ DEMO_PHONE_NUMBER_ID = "100000000000001"
 """The demo's WhatsApp phone number id, which the emulator accepts (Meta's are 15-digit numbers too)."""
 
 
-async def _serve_together(servers: list[_Server]) -> None:
-    """Run several servers in one loop; SIGTERM or Ctrl+C stops them all, and the first to fail."""
+async def _serve_together(servers: list[_Server], labels: list[str | None]) -> None:
+    """Run several servers in one loop; SIGTERM or Ctrl+C stops them all, and the first to fail.
+
+    A server with a label logs its lines (uvicorn's own included) with ``server=<label>``, so two
+    "Started server process" lines in one process say which is which.
+    """
+
+    async def serve(server: _Server, label: str | None) -> None:
+        if label:  # bound in this task's own copy of the context: the other servers' lines stay plain
+            structlog.contextvars.bind_contextvars(server=label)
+        await server.serve()
 
     def stop() -> None:
         for server in servers:
@@ -197,7 +207,7 @@ async def _serve_together(servers: list[_Server]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    tasks = [asyncio.create_task(serve(server, label)) for server, label in zip(servers, labels, strict=True)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
