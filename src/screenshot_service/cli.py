@@ -9,6 +9,7 @@ import math
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -85,9 +86,17 @@ class _Server(uvicorn.Server):
     and container platforms would log every normal stop as a failure.
     """
 
-    def __init__(self, config: uvicorn.Config, *, own_signals: bool = True) -> None:
+    def __init__(self, config: uvicorn.Config, *, own_signals: bool = True, label: str | None = None) -> None:
         super().__init__(config)
         self.own_signals = own_signals  # False: whoever runs several servers handles the signals
+        self.label = label
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve; with a label, every line logged while serving (uvicorn's own included) carries
+        ``server=<label>``, so several servers in one process say which line is whose."""
+        if self.label:  # bound in this task's own copy of the context: other servers' lines stay plain
+            structlog.contextvars.bind_contextvars(server=self.label)
+        await super().serve(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -179,8 +188,11 @@ The dashboard itself: {base}/demo/sales?range=7d   API docs: {base}/openapi
         access_log=False,
         ws="none",
     )
-    servers = [_Server(_service_config(settings), own_signals=False), _Server(emulator, own_signals=False)]
-    asyncio.run(_serve_together(servers, labels=[None, "meta-emulator"]))
+    servers = [
+        _Server(_service_config(settings), own_signals=False),
+        _Server(emulator, own_signals=False, label="meta-emulator"),
+    ]
+    asyncio.run(_serve_together(servers))
     return 0
 
 
@@ -188,17 +200,8 @@ DEMO_PHONE_NUMBER_ID = "100000000000001"
 """The demo's WhatsApp phone number id, which the emulator accepts (Meta's are 15-digit numbers too)."""
 
 
-async def _serve_together(servers: list[_Server], labels: list[str | None]) -> None:
-    """Run several servers in one loop; SIGTERM or Ctrl+C stops them all, and the first to fail.
-
-    A server with a label logs its lines (uvicorn's own included) with ``server=<label>``, so two
-    "Started server process" lines in one process say which is which.
-    """
-
-    async def serve(server: _Server, label: str | None) -> None:
-        if label:  # bound in this task's own copy of the context: the other servers' lines stay plain
-            structlog.contextvars.bind_contextvars(server=label)
-        await server.serve()
+async def _serve_together(servers: list[_Server]) -> None:
+    """Run several servers in one loop; SIGTERM or Ctrl+C stops them all, and the first to fail."""
 
     def stop() -> None:
         for server in servers:
@@ -207,7 +210,7 @@ async def _serve_together(servers: list[_Server], labels: list[str | None]) -> N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    tasks = [asyncio.create_task(serve(server, label)) for server, label in zip(servers, labels, strict=True)]
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
