@@ -70,6 +70,12 @@ class Service:
         [leader] = set(proctools.browser_leaders()) - self._others
         return leader
 
+    async def warm(self) -> tuple[int, int]:
+        """Render once, so the browser is up: its leader, and the steady count of its processes."""
+        assert (await self.http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
+        leader = self.browser()
+        return leader, await proctools.baseline(lambda: proctools.in_groups({leader}))
+
 
 @pytest.fixture(
     params=["playwright", pytest.param("pyppeteer", marks=pytest.mark.pyppeteer)],
@@ -120,9 +126,7 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     new_zombies: Callable[[], list[procs.Proc]], service: Service
 ) -> None:
     http = service.http
-    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    leader = service.browser()
-    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
+    leader, baseline = await service.warm()
 
     render = asyncio.create_task(http.post("/v1/renders", json={"dashboard": "never-ready"}))
     await wait_for_open_page(http)
@@ -163,9 +167,7 @@ async def test_a_page_that_hangs_forever_times_out_and_leaves_no_process(
     new_zombies: Callable[[], list[procs.Proc]], service: Service, dashboard: str, step: str
 ) -> None:
     http = service.http
-    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    leader = service.browser()
-    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
+    leader, baseline = await service.warm()
 
     response = await http.post("/v1/renders", json={"dashboard": dashboard, "timeout_ms": 2000})
 
@@ -234,9 +236,7 @@ async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(
     new_zombies: Callable[[], list[procs.Proc]], service: Service
 ) -> None:
     http = service.http
-    assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    leader = service.browser()
-    baseline = await proctools.baseline(lambda: proctools.in_groups({leader}))
+    leader, baseline = await service.warm()
 
     response = await http.post("/v1/renders", json={"dashboard": "hog"})
 

@@ -15,18 +15,13 @@ from . import proctools
 from .conftest import running_service
 from .emulator_fixtures import Emulator, meta_env
 from .figures import FAULT_FIGURES
-from .test_faults import assert_problem
+from .test_faults import Service, assert_problem
 
 
-class MediaService:
-    def __init__(self, client: httpx.AsyncClient, temp_dir: Path, others: set[int]) -> None:
-        self.http = client
+class MediaService(Service):
+    def __init__(self, client: httpx.AsyncClient, others: set[int], temp_dir: Path) -> None:
+        super().__init__(client, others, engine="playwright")
         self.temp_dir = temp_dir
-        self._others = others
-
-    def browser_processes(self) -> int:
-        """Processes of this service's Chromium (not the session service's)."""
-        return proctools.in_groups(set(proctools.browser_leaders()) - self._others)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ async def media_service(
     )
     others = set(proctools.browser_leaders())
     async with running_service(env) as client:
-        yield MediaService(client, root / "images", others)
+        yield MediaService(client, others, root / "images")
 
 
 @pytest.mark.parametrize(
@@ -65,8 +60,7 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     status: int,
     slug: str,
 ) -> None:
-    assert (await media_service.http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-    baseline = await proctools.baseline(media_service.browser_processes)
+    leader, baseline = await media_service.warm()
     await emulator.faults(fault, fault)  # every attempt fails
 
     response = await media_service.http.post("/v1/media", json={"dashboard": "box"})
@@ -80,7 +74,8 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     assert again.status_code == 200, again.text
     assert again.headers["x-render-readiness"] == "complete"
     assert list(media_service.temp_dir.iterdir()) == []
-    after = await proctools.settle(baseline, media_service.browser_processes)
+    assert media_service.browser() == leader
+    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
     FAULT_FIGURES.append(f"Meta {fault['kind']}: browser processes before {baseline}, after {after}")
     assert after <= baseline
 
