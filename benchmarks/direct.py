@@ -12,7 +12,7 @@ from playwright.async_api import async_playwright
 
 from screenshot_service.engines import CHROMIUM_ARGS
 
-from .measure import Stats, sequential
+from .measure import Stats, in_turns
 
 
 class Target(msgspec.Struct, kw_only=True, frozen=True):
@@ -149,4 +149,8 @@ BASELINES = {"playwright": playwright_baseline, "pyppeteer": pyppeteer_baseline}
 async def measure_baseline(engine: str, chromium: str, target: Target, *, count: int) -> Stats:
     """Launch-per-request captures of ``target``, one after the other."""
     async with BASELINES[engine](chromium) as capture:
-        return await sequential(lambda: capture(target), count)
+
+        async def one() -> int:
+            return len(await capture(target))
+
+        return (await in_turns({"baseline": one}, count))["baseline"]

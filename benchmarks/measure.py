@@ -48,24 +48,13 @@ def summarize(latencies_s: list[float], errors: int, wall_s: float, sizes: list[
     )
 
 
-async def sequential(capture: Callable[[], Awaitable[bytes]], count: int) -> Stats:
-    """Time ``count`` calls of ``capture`` one after the other (the launch-per-request baseline)."""
-    latencies, sizes = [], []
-    started = time.perf_counter()
-    for _ in range(count):
-        t0 = time.perf_counter()
-        data = await capture()
-        latencies.append(time.perf_counter() - t0)
-        sizes.append(len(data))
-    return summarize(latencies, 0, time.perf_counter() - started, sizes)
-
-
 Sample = Callable[[], Awaitable[int | None]]
 """One request or capture: the size of what it made, or None when it failed."""
 
 
 async def in_turns(series: Mapping[str, Sample], rounds: int) -> dict[str, Stats]:
-    """Time ``rounds`` rounds that each call every one of ``series`` once, one after the other.
+    """Time ``rounds`` rounds that each call every one of ``series`` once, one after the other
+    (with one series: ``rounds`` calls in a row).
 
     A machine's speed drifts (other jobs, CPU steal, thermal limits); taken in turns, the series share
     the drift, so their ratios and differences hold even when the absolute figures move. Each round
@@ -95,8 +84,12 @@ _SEQUENCE = itertools.count()
 """Each request's own ``n``: identical requests under way would share one render (single flight)."""
 
 
+_REPORTED: set[tuple[str, str, str]] = set()
+"""(service, path, dashboard) whose first failure was printed: the rest of its failures are counted."""
+
+
 async def request(client: httpx.AsyncClient, path: str, dashboard: str) -> int | None:
-    """One request to the service; the PNG's size, or None (the first failure is printed).
+    """One request to the service; the PNG's size, or None (the first failure of each is printed).
 
     It names ``dashboard`` with a parameter ``n`` of its own, so no two requests are alike and each
     is rendered (and uploaded) for itself: the figures measure the pool, not the sharing of renders.
@@ -105,13 +98,10 @@ async def request(client: httpx.AsyncClient, path: str, dashboard: str) -> int |
     response = await client.post(path, json=body)
     if response.status_code == httpx.codes.OK:
         return len(response.content) if path.endswith("renders") else int(response.json()["bytes"])
-    if (path, dashboard) not in _REPORTED:
-        _REPORTED.add((path, dashboard))
+    if (seen := (str(client.base_url), path, dashboard)) not in _REPORTED:
+        _REPORTED.add(seen)
         print(f"  ! {path} {dashboard}: HTTP {response.status_code} {response.text[:300]}")
     return None
-
-
-_REPORTED: set[tuple[str, str]] = set()
 
 
 async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int, concurrency: int) -> Stats:

@@ -200,6 +200,7 @@ async def bench_engine(
     proc, cold_ms = await service.start()
     out["cold_start_ms"] = [cold_ms]
     pages_targets = [t for t in targets(pages, service.base) if t.dashboard in args.page_list]
+    peak = 0.0  # the service's memory at the highest concurrency measured
     try:
         async with service.client() as client, FLOORS[engine](args.chromium) as floor:
             for target in pages_targets:  # contexts made, upload path warm, floor's browser warm
@@ -208,12 +209,14 @@ async def bench_engine(
             for target in pages_targets:
                 page = target.dashboard
                 print(f"== {engine}: floor, /v1/renders and /v1/media in turns, {page} x{counts.service}")
-                turns = await in_turns(three_ways(client, floor, target), counts.service)
+                async with PeakRss(proc.pid) as rss:  # the service's processes; the floor is the bench's
+                    turns = await in_turns(three_ways(client, floor, target), counts.service)
+                if page == PRIMARY and max(counts.levels) == 1:
+                    peak = rss.peak_mb
                 out["floor"][page] = turns["floor"]
                 out["renders"][page] = {"1": turns["renders"]}
                 out["media"][page] = {"1": turns["media"]}
         async with service.client() as client:
-            peak = 0.0
             for path, key in (("/v1/renders", "renders"), ("/v1/media", "media")):
                 for level in (c for c in counts.levels if c > 1):
                     total = max(counts.service, 2 * level)
