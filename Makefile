@@ -38,7 +38,7 @@ lint: $(STAMP)
 
 # The README's table of SCREENSHOT_* variables, regenerated from settings.py.
 docs: $(STAMP)
-	$(BIN)/python -m screenshot_service.settings_docs --write README.md
+	$(BIN)/python -m screenshot_service.dev.settings_docs --write README.md
 
 bench: install
 	$(BIN)/python -m benchmarks

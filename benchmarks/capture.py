@@ -22,8 +22,8 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, CDPSession, Page, async_playwright
 
-from screenshot_service.engines import CHROMIUM_ARGS
-from screenshot_service.engines.playwright import _PREPARE_CAPTURE
+from screenshot_service.browser.flags import CHROMIUM_ARGS
+from screenshot_service.browser.playwright import _PREPARE_CAPTURE
 
 from . import procs
 from .pages import write_pages

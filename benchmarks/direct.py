@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from playwright.async_api import async_playwright
 
-from screenshot_service.engines import CHROMIUM_ARGS
+from screenshot_service.browser.flags import CHROMIUM_ARGS
 
 from .measure import Stats, in_turns
 

@@ -1,25 +1,28 @@
-"""Shared fixtures: real HTTP servers on 127.0.0.1 (the service, test pages) and a real Chromium."""
+"""Fixtures: real servers on 127.0.0.1 (test pages, the Meta emulator, the service) and their clients.
+
+What the fixtures stand on is in ``tests/support``; tests import from there, never from each other.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import stamina
+from litestar import Litestar
 
-from screenshot_service.app import create_app
-from screenshot_service.settings import Settings, load_settings
+from screenshot_service.dev.meta_emulator import create_emulator_app
+from screenshot_service.whatsapp.graph import GraphClient
+from screenshot_service.whatsapp.tempfiles import TempImages
 
-from .figures import FAULT_FIGURES
-from .pages import create_pages_app
-from .servers import closed_port, free_socket, serve
-
-pytest_plugins = ["tests.emulator_fixtures"]
+from .support.emulator import EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_settings
+from .support.figures import FAULT_FIGURES
+from .support.pages import create_pages_app
+from .support.servers import closed_port, serve
+from .support.service import ServiceClient, running_service
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -29,55 +32,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-API_KEY = "test-key-0123456789abcdef"
-OTHER_KEY = "other-key-0123456789abcdef"
-
-
-def service_settings(sock: socket.socket, **env: str) -> Settings:
-    host, port = sock.getsockname()
-    base: dict[str, str] = {
-        "SCREENSHOT_API_KEYS": f"tests:{API_KEY},other:{OTHER_KEY}",
-        "SCREENSHOT_HOST": host,
-        "SCREENSHOT_PORT": str(port),
-        "SCREENSHOT_RENDER_CONCURRENCY": "2",
-        # The session's service serves every test: limits are tested on services of their own.
-        "SCREENSHOT_RATE_LIMIT_PER_KEY": "off",
-        "SCREENSHOT_RATE_LIMIT_PER_PHONE": "off",
-    }
-    if chromium := os.environ.get("CHROMIUM"):
-        base["SCREENSHOT_CHROMIUM_PATH"] = chromium
-    return load_settings({**base, **{f"SCREENSHOT_{k.upper()}": v for k, v in env.items()}})
-
-
-@contextlib.asynccontextmanager
-async def running_service(env: Mapping[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """The real service on a free port, with a client that sends the test API key.
-
-    Its temp directory is its own (``SCREENSHOT_TEMP_DIR``) unless ``env`` names one.
-    """
-    sock = free_socket()
-    temp_root = tempfile.TemporaryDirectory(prefix="screenshot-test-")
-    app = create_app(service_settings(sock, **{"temp_dir": f"{temp_root.name}/images", **(env or {})}))
-    async with (
-        serve(app, sock) as url,
-        httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=60) as client,
-    ):
-        client.app = app  # type: ignore[attr-defined]
-        try:
-            yield client
-        finally:
-            temp_root.cleanup()
+@pytest.fixture(scope="session")
+def pages_app() -> Litestar:
+    return create_pages_app()
 
 
 @pytest.fixture(scope="session")
-async def pages_url() -> AsyncIterator[str]:
-    async with serve(create_pages_app(), free_socket()) as url:
-        yield url
+def pages_url(pages_app: Litestar) -> Iterator[str]:
+    """The test pages (support/pages.py) and the demo dashboard, served for the session."""
+    with serve(pages_app) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
 def dashboards_file(tmp_path_factory: pytest.TempPathFactory, pages_url: str) -> Path:
-    """Test dashboards on the pages server, next to copies of the demo's."""
+    """Test dashboards on the pages server, the demo's among them."""
     path = tmp_path_factory.mktemp("config") / "dashboards.toml"
     path.write_text(
         f"""
@@ -85,7 +54,7 @@ default = "sales"
 
 [dashboards.sales]
 title = "Sales"
-url = "{{service}}/demo/sales?range={{range}}"
+url = "{pages_url}/demo/sales?range={{range}}"
 wait = {{ selector = "body[data-ready='true']" }}
 [dashboards.sales.params.range]
 default = "today"
@@ -93,7 +62,7 @@ pattern = "today|7d|30d|90d"
 
 [dashboards.sales-unwaited]
 title = "Sales, captured without waiting for its data"
-url = "{{service}}/demo/sales?range=7d"
+url = "{pages_url}/demo/sales?range=7d"
 
 [dashboards.box]
 url = "{pages_url}/box"
@@ -133,7 +102,44 @@ url = "http://127.0.0.1:{closed_port()}/"
 
 
 @pytest.fixture(scope="session")
-async def service(dashboards_file: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def service(dashboards_file: Path) -> AsyncIterator[ServiceClient]:
     """One service for the session, rendering the test dashboards with Playwright."""
     async with running_service({"dashboards_file": str(dashboards_file)}) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def meta_emulator_url() -> Iterator[str]:
+    """One emulator for the session; it accepts only ``EMULATOR_TOKEN`` and ``PHONE_NUMBER_ID``."""
+    with serve(create_emulator_app(EMULATOR_TOKEN, phone_number_id=PHONE_NUMBER_ID)) as server:
+        yield server.url
+
+
+@pytest.fixture
+async def emulator(meta_emulator_url: str) -> AsyncIterator[Emulator]:
+    """The session's emulator, reset: no faults queued, nothing received."""
+    async with httpx.AsyncClient(base_url=meta_emulator_url, timeout=30) as client:
+        control = Emulator(meta_emulator_url, client)
+        await control.reset()
+        yield control
+
+
+@pytest.fixture
+def no_backoff() -> Iterator[None]:
+    """Retries without sleeping; our own attempt limit still applies (``cap=True``)."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
+
+
+@pytest.fixture
+async def meta(emulator: Emulator, tmp_path: Path, no_backoff: None) -> AsyncIterator[GraphClient]:
+    """A started Graph API client talking to the emulator."""
+    async with GraphClient(meta_settings(emulator.url, tmp_path=tmp_path)) as client:
+        yield client
+
+
+@pytest.fixture
+async def temp_images(tmp_path: Path) -> TempImages:
+    temp = TempImages(tmp_path / "images")
+    await temp.sweep()
+    return temp

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from screenshot_service.admission import Admission
-from screenshot_service.browser import MAX_BACKOFF_S, backoff_s
+from screenshot_service.browser.supervisor import MAX_BACKOFF_S, backoff_s
 from screenshot_service.errors import Overloaded, QueueTimeout
-from screenshot_service.singleflight import SingleFlight
+from screenshot_service.rendering.admission import Admission
+from screenshot_service.rendering.singleflight import SingleFlight
 
 
 async def hold(admission: Admission, release: asyncio.Event, entered: list[float]) -> None:
@@ -37,7 +37,7 @@ async def test_a_full_queue_refuses_at_once_and_a_long_wait_times_out() -> None:
     with pytest.raises(QueueTimeout) as late:
         await holders[2]
     assert late.value.status == 503
-    assert late.value.extra["step"] == "queue"
+    assert late.value.step == "queue"
     release.set()
     await asyncio.gather(*holders[:2])
     assert (admission.running, admission.waiting) == (0, 0)

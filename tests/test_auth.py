@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import API_KEY, OTHER_KEY
-from .test_errors import assert_problem
+from .support.metrics import Metrics
+from .support.problems import assert_problem
+from .support.service import API_KEY, OTHER_KEY
 
 
 @pytest.mark.parametrize(
@@ -50,19 +51,9 @@ async def test_open_routes(service: httpx.AsyncClient, route: str) -> None:
 
 
 async def test_auth_failures_are_counted(service: httpx.AsyncClient) -> None:
+    failures = "screenshot_auth_failures_total"
     async with httpx.AsyncClient(base_url=str(service.base_url)) as anonymous:
-        before = _counter(
-            (await anonymous.get("/metrics")).text, 'screenshot_auth_failures_total{reason="invalid"}'
-        )
+        before = (await Metrics.read(anonymous)).value(failures, reason="invalid")
         await anonymous.get("/v1/dashboards", headers={"X-API-Key": "nope-nope-nope-nope"})
-        after = _counter(
-            (await anonymous.get("/metrics")).text, 'screenshot_auth_failures_total{reason="invalid"}'
-        )
+        after = (await Metrics.read(anonymous)).value(failures, reason="invalid")
     assert after == before + 1
-
-
-def _counter(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from litestar import Litestar, MediaType, get
 
-from .conftest import running_service
-from .imagetools import decode
-from .servers import free_socket, serve
+from .support.images import decode
+from .support.servers import serve
+from .support.service import running_service
 
 # A finite animation would end blue; an infinite one, cancelled, leaves the box its own white.
 ANIMATED = """<!doctype html><html><head><style>
@@ -44,7 +44,8 @@ async def framed() -> str:
 
 @pytest.fixture(scope="module")
 async def fidelity(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(Litestar([animated, framed]), free_socket()) as pages:
+    with serve(Litestar([animated, framed])) as server:
+        pages = server.url
         path = Path(tmp_path_factory.mktemp("fidelity")) / "dashboards.toml"
         path.write_text(
             f"""

@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
-from .conftest import API_KEY
-from .processes import service_processes
-from .servers import closed_port, wait_until_up
+from screenshot_service.cli import main
+
+from .support.servers import closed_port, wait_until_up
+from .support.service import API_KEY, service_processes
 
 
 def test_serve_logs_one_json_line_per_render_and_stops_on_sigterm() -> None:
@@ -119,3 +121,14 @@ def test_demo_prints_curls_that_work_from_render_to_fetching_the_upload_back() -
     started = [line for line in rest.splitlines() if "Started server process" in line]
     assert len(started) == 2, rest
     assert ["meta-emulator" in line for line in started].count(True) == 1, started
+
+
+@pytest.mark.parametrize("command", ["demo", "meta-emulator"])
+def test_development_commands_refuse_cleanly_where_the_tools_are_left_out(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As in the production image, whose wheel has no `screenshot_service.dev`."""
+    monkeypatch.setitem(sys.modules, "screenshot_service.dev", None)
+
+    assert main([command]) == 2
+    assert "development command" in capsys.readouterr().err

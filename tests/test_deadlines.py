@@ -3,26 +3,25 @@ its page is closed, and the readiness outcome is in a response header and in the
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from .test_no_leaks import open_targets
+from .support.metrics import Metrics
+from .support.service import ServiceClient
 
 
-def readiness_count(metrics_text: str, outcome: str) -> float:
-    sample = f'screenshot_render_readiness_total{{outcome="{outcome}"}} '
-    return next((float(line.split()[-1]) for line in metrics_text.splitlines() if line.startswith(sample)), 0)
+async def readiness_count(service: ServiceClient, outcome: str) -> float:
+    return (await Metrics.read(service)).value("screenshot_render_readiness_total", outcome=outcome)
 
 
-async def test_a_ready_page_says_complete(service: httpx.AsyncClient) -> None:
-    before = readiness_count((await service.get("/metrics")).text, "complete")
+async def test_a_ready_page_says_complete(service: ServiceClient) -> None:
+    before = await readiness_count(service, "complete")
 
     response = await service.post("/v1/renders", json={"dashboard": "box"})
 
     assert response.status_code == 200
     assert response.headers["x-render-readiness"] == "complete"
     assert int(response.headers["x-queue-ms"]) >= 0
-    assert readiness_count((await service.get("/metrics")).text, "complete") == before + 1
+    assert await readiness_count(service, "complete") == before + 1
 
 
 @pytest.mark.parametrize(
@@ -33,9 +32,9 @@ async def test_a_ready_page_says_complete(service: httpx.AsyncClient) -> None:
     ],
 )
 async def test_a_page_that_never_gets_ready_is_a_504_naming_the_step(
-    service: httpx.AsyncClient, dashboard: str, step: str
+    service: ServiceClient, dashboard: str, step: str
 ) -> None:
-    before = readiness_count((await service.get("/metrics")).text, f"timeout:{step}")
+    before = await readiness_count(service, f"timeout:{step}")
 
     response = await service.post("/v1/renders", json={"dashboard": dashboard})
 
@@ -45,6 +44,6 @@ async def test_a_page_that_never_gets_ready_is_a_504_naming_the_step(
     assert problem["type"].endswith(":render-timeout")
     assert problem["step"] == step
     assert response.headers["x-render-readiness"] == f"timeout:{step}"
-    assert (await open_targets(service))[1] == 0  # its page is closed
-    after = readiness_count((await service.get("/metrics")).text, f"timeout:{step}")
+    assert (await service.targets_once(lambda targets: targets[1] == 0))[1] == 0  # its page is closed
+    after = await readiness_count(service, f"timeout:{step}")
     assert after == before + (step == "selector")  # navigation is not a readiness step

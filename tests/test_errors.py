@@ -7,10 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.exceptions import HTTPException
 
-from screenshot_service.errors import ServiceError
+from screenshot_service.api.problems import from_http_exception, problem_body
+from screenshot_service.errors import HttpRefused, ServiceError
 
-from .conftest import running_service
+from .support.service import running_service
 
 PROBLEM = "urn:screenshot-service:problem:"
 
@@ -175,5 +177,20 @@ def test_the_readme_lists_every_problem_with_its_status() -> None:
         for status, slugs in re.findall(r"^\| (\d{3}) \| (`[^|]+`) \|", readme, flags=re.MULTILINE)
         for slug in re.findall(r"`([a-z-]+)`", slugs)
     }
-    documented = {(c.status, c.slug) for c in _problem_classes(ServiceError) if c is not ServiceError}
+    named = [c for c in _problem_classes(ServiceError) if c not in {ServiceError, HttpRefused}]
+    documented = {(c.status, c.slug) for c in named}
     assert documented <= rows, f"missing from README.md's problem table: {sorted(documented - rows)}"
+
+
+@pytest.mark.parametrize(
+    ("status", "slug"),
+    [
+        pytest.param(415, "unsupported-media-type", id="415"),
+        pytest.param(406, "not-acceptable", id="406"),
+        pytest.param(429, "too-many-requests", id="429"),
+    ],
+)
+def test_other_http_refusals_keep_their_status(status: int, slug: str) -> None:
+    error = from_http_exception(HTTPException(status_code=status, detail="refused"))
+    body = problem_body(error)
+    assert (body["status"], body["type"]) == (status, f"urn:screenshot-service:problem:{slug}")

@@ -17,23 +17,18 @@ import httpx
 import prometheus_client
 import pytest
 
-from screenshot_service import procs
+from screenshot_service.browser import processes as procs
 
-from . import proctools
-from .conftest import running_service
-from .fault_pages import create_fault_pages_app
-from .figures import FAULT_FIGURES
-from .servers import free_socket, serve
-
-
-@pytest.fixture(scope="module")
-async def fault_pages_url() -> AsyncIterator[str]:
-    async with serve(create_fault_pages_app(), free_socket()) as url:
-        yield url
+from .support import browsers
+from .support.browsers import ServiceBrowser
+from .support.figures import FAULT_FIGURES
+from .support.metrics import Metrics
+from .support.problems import assert_problem
+from .support.service import ServiceClient, running_service
 
 
 @pytest.fixture(scope="module")
-def faults_dashboards(tmp_path_factory: pytest.TempPathFactory, pages_url: str, fault_pages_url: str) -> Path:
+def faults_dashboards(tmp_path_factory: pytest.TempPathFactory, pages_url: str) -> Path:
     path = tmp_path_factory.mktemp("faults") / "dashboards.toml"
     path.write_text(
         f"""
@@ -49,7 +44,7 @@ timeout_ms = 15000
 url = "{pages_url}/hang"
 
 [dashboards.hog]
-url = "{fault_pages_url}/hog"
+url = "{pages_url}/hog"
 wait = {{ selector = "#never" }}
 timeout_ms = 15000
 """,
@@ -58,30 +53,11 @@ timeout_ms = 15000
     return path
 
 
-class Service:
-    """A service of the test's own, and the Chromium it launched (not the session service's)."""
-
-    def __init__(self, client: httpx.AsyncClient, others: set[int], engine: str) -> None:
-        self.http = client
-        self._others = others
-        self.engine = engine
-
-    def browser(self) -> int:
-        [leader] = set(proctools.browser_leaders()) - self._others
-        return leader
-
-    async def warm(self) -> tuple[int, int]:
-        """Render once, so the browser is up: its leader, and the steady count of its processes."""
-        assert (await self.http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
-        leader = self.browser()
-        return leader, await proctools.baseline(lambda: proctools.in_groups({leader}))
-
-
 @pytest.fixture(
     params=["playwright", pytest.param("pyppeteer", marks=pytest.mark.pyppeteer)],
 )
-async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
-    others = set(proctools.browser_leaders())
+async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> AsyncIterator[ServiceBrowser]:
+    others = set(browsers.browser_leaders())
     env = {
         "dashboards_file": str(faults_dashboards),
         "ready_cache_s": "0",
@@ -89,41 +65,24 @@ async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> As
         "engine": request.param,
     }
     async with running_service(env) as client:
-        yield Service(client, others, request.param)
+        yield ServiceBrowser(client, others, request.param)
 
 
 @pytest.fixture
 def new_zombies() -> Callable[[], list[procs.Proc]]:
     """Unreaped orphans that were not there when the test began: in a full run, earlier tests' own
     helpers (a bench, a Chromium driven directly) can leave theirs to this process, its subreaper."""
-    before = {p.pid for p in proctools.unreaped()}
-    return lambda: [p for p in proctools.unreaped() if p.pid not in before]
+    before = {p.pid for p in browsers.unreaped()}
+    return lambda: [p for p in browsers.unreaped() if p.pid not in before]
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    problem: dict[str, object] = response.json()
-    assert problem["type"] == f"urn:screenshot-service:problem:{slug}"
-    assert problem["status"] == status
-    assert problem["request_id"] == response.headers["x-request-id"]
-    return problem
-
-
-async def wait_for_open_page(service: httpx.AsyncClient) -> None:
-    for _ in range(100):
-        text = (await service.get("/metrics")).text
-        if any(
-            line.startswith("screenshot_browser_pages_open ") and not line.endswith(" 0.0")
-            for line in text.splitlines()
-        ):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the render never opened its page")
+async def wait_for_open_page(service: ServiceClient) -> None:
+    _, pages = await service.targets_once(lambda targets: targets[1] > 0)
+    assert pages > 0, "the render never opened its page"
 
 
 async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
-    new_zombies: Callable[[], list[procs.Proc]], service: Service
+    new_zombies: Callable[[], list[procs.Proc]], service: ServiceBrowser
 ) -> None:
     http = service.http
     leader, baseline = await service.warm()
@@ -145,7 +104,7 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     assert service.browser() != leader
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     successor = service.browser()
-    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader, successor}))
+    after = await browsers.settle(baseline, lambda: browsers.in_groups({leader, successor}))
     FAULT_FIGURES.append(
         f"kill -9 chromium mid-render ({service.engine}): browser processes before {baseline}, "
         f"after {after} (of the killed browser: {len(procs.group(leader))})"
@@ -164,7 +123,7 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     ],
 )
 async def test_a_page_that_hangs_forever_times_out_and_leaves_no_process(
-    new_zombies: Callable[[], list[procs.Proc]], service: Service, dashboard: str, step: str
+    new_zombies: Callable[[], list[procs.Proc]], service: ServiceBrowser, dashboard: str, step: str
 ) -> None:
     http = service.http
     leader, baseline = await service.warm()
@@ -175,20 +134,12 @@ async def test_a_page_that_hangs_forever_times_out_and_leaves_no_process(
     assert problem["step"] == step
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     assert service.browser() == leader  # a hung page costs its page, not the browser
-    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
+    after = await browsers.settle(baseline, lambda: browsers.in_groups({leader}))
     FAULT_FIGURES.append(
         f"page that hangs at {step} ({service.engine}): browser processes before {baseline}, after {after}"
     )
     assert after <= baseline
     assert new_zombies() == []
-
-
-def metric(text: str, sample: str) -> float:
-    """The value of one sample (name with labels, as /metrics writes it); 0 when absent."""
-    for line in text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.mark.parametrize(
@@ -203,37 +154,39 @@ def metric(text: str, sample: str) -> float:
 async def test_recycled_browsers_fail_no_render_and_leave_no_process(
     new_zombies: Callable[[], list[procs.Proc]], faults_dashboards: Path, env: dict[str, str], reason: str
 ) -> None:
-    before_text = prometheus_client.generate_latest().decode()  # counters are the process's, not the app's
+    recycles = "screenshot_browser_recycles_total"
+    # Counters are the process's, not the app's: the test counts what changes while it runs.
+    before = Metrics(prometheus_client.generate_latest().decode()).value(recycles, reason=reason)
     async with (
-        proctools.LeaderWatch() as browsers,
+        browsers.LeaderWatch() as watch,
         running_service({"dashboards_file": str(faults_dashboards), **env}) as service,
     ):
         statuses = []
-        for _ in range(2):  # waves of concurrent renders, while browsers are replaced under them
-            wave = [service.post("/v1/renders", json={"dashboard": "box"}) for _ in range(3)]
-            statuses += [r.status_code for r in await asyncio.gather(*wave)]
-            await asyncio.sleep(0.6)
-        text = (await service.get("/metrics")).text
-        recycled = metric(text, f'screenshot_browser_recycles_total{{reason="{reason}"}}') - metric(
-            before_text, f'screenshot_browser_recycles_total{{reason="{reason}"}}'
-        )
-        running = proctools.in_groups(browsers.seen)
-    after = proctools.in_groups(browsers.seen)
+        for wave in range(2):  # waves of concurrent renders, while browsers are replaced under them
+            # Distinct requests (identical ones would share one render): three renders a wave.
+            bodies = [{"dashboard": "box", "viewport": {"width": 600 + 10 * wave + i}} for i in range(3)]
+            renders = [service.post("/v1/renders", json=body) for body in bodies]
+            statuses += [r.status_code for r in await asyncio.gather(*renders)]
+            if wave == 0:  # the second wave runs once the first browser has been replaced
+                await watch.wait_for(2)
+        recycled = (await Metrics.read(service)).value(recycles, reason=reason) - before
+        running = browsers.in_groups(watch.seen)
+    after = browsers.in_groups(watch.seen)
     FAULT_FIGURES.append(
         f"recycling ({reason}): {recycled:.0f} browsers replaced over {len(statuses)} renders, "
-        f"{len(browsers.seen)} browsers in all; their processes while running {running}, "
+        f"{len(watch.seen)} browsers in all; their processes while running {running}, "
         f"after shutdown {after}"
     )
     assert statuses == [200] * len(statuses)
     assert recycled >= 1
-    assert len(browsers.seen) >= 2
+    assert len(watch.seen) >= 2
     assert after == 0
     assert new_zombies() == []
 
 
 @pytest.mark.parametrize("service", ["playwright"], indirect=True)  # pyppeteer: see the kill test
 async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(
-    new_zombies: Callable[[], list[procs.Proc]], service: Service
+    new_zombies: Callable[[], list[procs.Proc]], service: ServiceBrowser
 ) -> None:
     http = service.http
     leader, baseline = await service.warm()
@@ -244,7 +197,7 @@ async def test_a_page_that_eats_memory_crashes_its_tab_not_the_browser(
     assert "memory" in str(problem["detail"])
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     assert service.browser() == leader  # the browser lived on
-    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
+    after = await browsers.settle(baseline, lambda: browsers.in_groups({leader}))
     FAULT_FIGURES.append(f"tab out of memory: browser processes before {baseline}, after {after}")
     assert after <= baseline
     assert new_zombies() == []
@@ -271,9 +224,9 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
             response = await service.post("/v1/renders", json=body)
             return response, time.monotonic() - started
 
-        before = (await service.get("/metrics")).text  # counters are the process's, not the app's
+        before = await Metrics.read(service)  # counters are the process's, not the app's
         results = await asyncio.gather(*(one(400 + i) for i in range(50)))
-        text = (await service.get("/metrics")).text
+        after = await Metrics.read(service)
         assert (await service.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
 
     accepted = [seconds for response, seconds in results if response.status_code == 200]
@@ -286,11 +239,11 @@ async def test_a_burst_of_50_gets_renders_or_problems_with_retry_after(faults_da
         if response.status_code == 200:
             assert response.headers["content-type"] == "image/png"
 
-    def delta(sample: str) -> float:
-        return metric(text, sample) - metric(before, sample)
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
 
-    full = delta('screenshot_render_refused_total{reason="queue-full"}')
-    timed_out = delta('screenshot_render_refused_total{reason="queue-timeout"}')
+    full = delta("screenshot_render_refused_total", reason="queue-full")
+    timed_out = delta("screenshot_render_refused_total", reason="queue-timeout")
     waits = delta("screenshot_render_queue_wait_seconds_count")
     refused_s = [seconds for _, seconds in refused]
     FAULT_FIGURES.append(

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.core.result import Ok
 
-from .conftest import API_KEY
-from .emulator_fixtures import EMULATOR_TOKEN, PHONE_NUMBER_ID
-from .servers import closed_port, wait_until_up
+from .support.emulator import EMULATOR_TOKEN, PHONE_NUMBER_ID
+from .support.servers import closed_port, wait_until_up
+from .support.service import API_KEY
 
 EXAMPLES_PER_OPERATION = 60
 

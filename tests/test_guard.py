@@ -7,17 +7,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from screenshot_service.app import create_app
-from screenshot_service.guard import STORE_NAME
+from screenshot_service.guard.limits import STORE_NAME
 
-from . import pages
-from .conftest import API_KEY, OTHER_KEY, running_service, service_settings
-from .servers import closed_port, free_socket
-from .test_auth import _counter
-from .test_errors import assert_problem
+from .support.metrics import Metrics
+from .support.pages import box_visits
+from .support.problems import assert_problem
+from .support.servers import closed_port
+from .support.service import API_KEY, OTHER_KEY, running_service, service_settings
 
 NUMBER = "97699112233"
 
@@ -32,8 +33,9 @@ async def test_per_key_limit_is_429_with_retry_after() -> None:
         # Another key has a budget of its own; probes and metrics are not limited.
         assert (await client.get("/v1/dashboards", headers={"X-API-Key": OTHER_KEY})).status_code == 200
         metrics = (await client.get("/metrics")).text
-    assert _counter(metrics, 'screenshot_rate_limited_total{key="tests",scope="key"}') == 1
-    assert 'key="other",scope="key"' not in metrics
+    limited = Metrics(metrics)
+    assert limited.value("screenshot_rate_limited_total", key="tests", scope="key") == 1
+    assert limited.value("screenshot_rate_limited_total", key="other", scope="key") == 0
     assert API_KEY not in metrics
 
 
@@ -48,21 +50,23 @@ async def phones(dashboards_file: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def test_per_phone_limit_counts_every_written_form_of_a_number(phones: httpx.AsyncClient) -> None:
+async def test_per_phone_limit_counts_every_written_form_of_a_number(
+    phones: httpx.AsyncClient, pages_app: Litestar
+) -> None:
     for written in ("+976 9911-2233", "97699112233"):
         response = await phones.post("/v1/renders", json={"dashboard": "box", "requester": written})
         assert response.status_code == 200, response.text
-    seen = len(pages.SEEN)
+    seen = len(box_visits(pages_app))
     refused = await phones.post("/v1/renders", json={"dashboard": "box", "requester": "976-99-11-22-33"})
     assert_problem(refused, 429, "rate-limited")
     assert int(refused.headers["retry-after"]) >= 1
-    assert len(pages.SEEN) == seen  # not rendered
+    assert len(box_visits(pages_app)) == seen  # not rendered
     assert NUMBER not in refused.text
     # Another number, same key: its own budget.
     other = await phones.post("/v1/renders", json={"dashboard": "box", "requester": "+12025550147"})
     assert other.status_code == 200, other.text
     metrics = (await phones.get("/metrics")).text
-    assert _counter(metrics, 'screenshot_rate_limited_total{key="tests",scope="phone"}') == 1
+    assert Metrics(metrics).value("screenshot_rate_limited_total", key="tests", scope="phone") == 1
     assert NUMBER not in metrics
 
 
@@ -75,12 +79,12 @@ async def test_per_phone_limit_counts_every_written_form_of_a_number(phones: htt
     ],
 )
 async def test_phone_allowlist_refuses_and_does_not_render(
-    phones: httpx.AsyncClient, body: dict[str, object]
+    phones: httpx.AsyncClient, pages_app: Litestar, body: dict[str, object]
 ) -> None:
-    seen = len(pages.SEEN)
+    seen = len(box_visits(pages_app))
     problem = assert_problem(await phones.post("/v1/renders", json=body), 403, "requester-not-allowed")
     assert problem["field"] == "requester"
-    assert len(pages.SEEN) == seen
+    assert len(box_visits(pages_app)) == seen
     assert "97600000000" not in str(problem)
 
 
@@ -125,7 +129,7 @@ async def test_redis_url_selects_the_redis_store_and_fails_closed() -> None:
     url = f"redis://:sekret-redis-password@127.0.0.1:{closed_port()}/0"
     env = {"redis_url": url, "rate_limit_per_key": "5/minute", "log_hash_key": "shared-by-replicas"}
     async with running_service(env) as client:
-        assert isinstance(client.app.stores.get(STORE_NAME), RedisStore)  # type: ignore[attr-defined]
+        assert isinstance(client.app.stores.get(STORE_NAME), RedisStore)
         response = await client.get("/v1/dashboards")
     problem = assert_problem(response, 503, "limiter-unavailable")
     assert response.headers["retry-after"] == "5"
@@ -133,6 +137,5 @@ async def test_redis_url_selects_the_redis_store_and_fails_closed() -> None:
 
 
 def test_memory_store_by_default() -> None:
-    with free_socket() as sock:
-        app = create_app(service_settings(sock))
+    app = create_app(service_settings(closed_port()))
     assert isinstance(app.stores.get(STORE_NAME), MemoryStore)

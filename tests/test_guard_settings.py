@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from screenshot_service.settings import ConfigError, load_dashboards, load_settings
+from screenshot_service.dashboards.config import load_dashboards
+from screenshot_service.settings import ConfigError, load_settings
 
 KEYS = {"SCREENSHOT_API_KEYS": "n8n:0123456789abcdef0123"}
 

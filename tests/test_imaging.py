@@ -9,9 +9,15 @@ import os
 import pytest
 from PIL import Image
 
+from screenshot_service.browser.capture import ImageFormat
 from screenshot_service.errors import ImageTooLarge, RenderError
-from screenshot_service.imaging import MAX_IMAGE_BYTES, MIN_SIDE, fit_image, fit_image_async, image_size
-from screenshot_service.settings import ImageFormat
+from screenshot_service.whatsapp.imaging import (
+    MAX_IMAGE_BYTES,
+    MIN_SIDE,
+    fit_image,
+    fit_image_async,
+    image_size,
+)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: int) -> bytes:
@@ -92,7 +98,7 @@ def test_when_nothing_fits_the_error_is_a_clear_422() -> None:
 
     assert caught.value.status == 422
     assert caught.value.field == "image"
-    assert caught.value.extra["limit_bytes"] == 1_000
+    assert caught.value.limit == 1_000
     assert "does not fit" in caught.value.detail
 
 

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from screenshot_service.app import create_app
-from screenshot_service.dashboards import Catalog
-from screenshot_service.settings import Settings, load_dashboards, load_settings
+from screenshot_service.dashboards.catalog import Catalog
+from screenshot_service.dashboards.config import load_dashboards
+from screenshot_service.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"

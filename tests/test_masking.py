@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screenshot_service.phones import Masker, normalise
+from screenshot_service.guard.phones import Masker, normalise
 
-from .conftest import API_KEY, OTHER_KEY
-from .processes import service_processes
+from .support.service import API_KEY, OTHER_KEY, service_processes
 
 NUMBER = "97688123456"
 META_TOKEN = "EAAG-meta-token-never-logged-4242"
@@ -49,15 +48,15 @@ def test_mask_is_stable_per_key_and_keyed() -> None:
     assert Masker(None).mask(NUMBER) != Masker(None).mask(NUMBER)  # random key per process
 
 
-def test_full_run_logs_no_secret_and_no_number(tmp_path: Path) -> None:
+def test_full_run_logs_no_secret_and_no_number(tmp_path: Path, pages_url: str) -> None:
     dashboards = tmp_path / "dashboards.toml"
     dashboards.write_text(
-        """
+        f"""
 [dashboards.sales]
-url = "{service}/demo/sales?range=7d"
-wait = { selector = "body[data-ready='true']" }
-headers_env = { "X-Grafana-Token" = "GRAFANA_TOKEN" }
-cookies = [{ name = "grafana_session", value_env = "GRAFANA_SESSION" }]
+url = "{pages_url}/demo/sales?range=7d"
+wait = {{ selector = "body[data-ready='true']" }}
+headers_env = {{ "X-Grafana-Token" = "GRAFANA_TOKEN" }}
+cookies = [{{ name = "grafana_session", value_env = "GRAFANA_SESSION" }}]
 """,
         encoding="utf-8",
     )

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
-from screenshot_service.imaging import MAX_IMAGE_BYTES
+from screenshot_service.whatsapp.imaging import MAX_IMAGE_BYTES
 
-from .conftest import running_service
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_env
+from .support.emulator import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_env
+from .support.service import running_service
 
 SALES = {"dashboard": "sales", "params": {"range": "7d"}}
 AUTH = {"Authorization": f"Bearer {EMULATOR_TOKEN}"}

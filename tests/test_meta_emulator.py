@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from screenshot_service.meta_emulator import DEFAULT_MAX_BYTES, main
+from screenshot_service.dev.meta_emulator import DEFAULT_MAX_BYTES, main
 
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, png_bytes
-from .servers import closed_port
+from .support.emulator import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, png_bytes
+from .support.servers import closed_port
 
 AUTH = {"Authorization": f"Bearer {EMULATOR_TOKEN}"}
 MEDIA = f"/{API_VERSION}/{PHONE_NUMBER_ID}/media"
@@ -262,7 +262,7 @@ async def test_command_serves_the_emulator() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "screenshot_service.meta_emulator",
+        "screenshot_service.dev.meta_emulator",
         "--port",
         str(port),
         env={**os.environ, "META_EMULATOR_TOKEN": "cli-token"},

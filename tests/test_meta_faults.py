@@ -8,18 +8,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from . import proctools
-from .conftest import running_service
-from .emulator_fixtures import Emulator, meta_env
-from .figures import FAULT_FIGURES
-from .test_faults import Service, assert_problem
+from .support import browsers
+from .support.browsers import ServiceBrowser
+from .support.emulator import Emulator, meta_env
+from .support.figures import FAULT_FIGURES
+from .support.problems import assert_problem
+from .support.service import ServiceClient, running_service
 
 
-class MediaService(Service):
-    def __init__(self, client: httpx.AsyncClient, others: set[int], temp_dir: Path) -> None:
+class MediaService(ServiceBrowser):
+    def __init__(self, client: ServiceClient, others: set[int], temp_dir: Path) -> None:
         super().__init__(client, others, engine="playwright")
         self.temp_dir = temp_dir
 
@@ -38,7 +38,7 @@ async def media_service(
         meta_timeout_ms="1000",
         meta_max_attempts="2",
     )
-    others = set(proctools.browser_leaders())
+    others = set(browsers.browser_leaders())
     async with running_service(env) as client:
         yield MediaService(client, others, root / "images")
 
@@ -75,7 +75,7 @@ async def test_meta_slow_or_failing_is_a_problem_and_leaves_nothing(  # noqa: PL
     assert again.headers["x-render-readiness"] == "complete"
     assert list(media_service.temp_dir.iterdir()) == []
     assert media_service.browser() == leader
-    after = await proctools.settle(baseline, lambda: proctools.in_groups({leader}))
+    after = await browsers.settle(baseline, lambda: browsers.in_groups({leader}))
     FAULT_FIGURES.append(f"Meta {fault['kind']}: browser processes before {baseline}, after {after}")
     assert after <= baseline
 

@@ -12,11 +12,11 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from screenshot_service.errors import ImageTooLarge, MetaNotConfigured
-from screenshot_service.imaging import MAX_IMAGE_BYTES
-from screenshot_service.meta import MetaClient
-from screenshot_service.tempfiles import TempImages
+from screenshot_service.whatsapp.graph import GraphClient
+from screenshot_service.whatsapp.imaging import MAX_IMAGE_BYTES
+from screenshot_service.whatsapp.tempfiles import TempImages
 
-from .emulator_fixtures import (
+from .support.emulator import (
     API_VERSION,
     EMULATOR_TOKEN,
     PHONE_NUMBER_ID,
@@ -40,7 +40,7 @@ def _jpeg_bytes() -> bytes:
     ],
 )
 async def test_upload_sends_the_multipart_meta_expects(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages, data: bytes, mime_type: str
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages, data: bytes, mime_type: str
 ) -> None:
     async with temp_images.image(data, ".png" if mime_type == "image/png" else ".jpg") as path:
         uploaded = await meta.upload(path, mime_type)
@@ -64,7 +64,7 @@ async def test_upload_sends_the_multipart_meta_expects(
 
 
 async def test_uploaded_media_can_be_read_back(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages
 ) -> None:
     data = png_bytes(100, 80)
     async with temp_images.image(data, ".png") as path:
@@ -82,7 +82,7 @@ async def test_uploaded_media_can_be_read_back(
 
 
 async def test_one_log_line_per_upload_without_the_token(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages
 ) -> None:
     async with temp_images.image(png_bytes(), ".png") as path:
         with capture_logs() as logs:
@@ -96,7 +96,7 @@ async def test_one_log_line_per_upload_without_the_token(
     assert EMULATOR_TOKEN not in repr(logs)
 
 
-async def test_success_is_counted(meta: MetaClient, emulator: Emulator, temp_images: TempImages) -> None:
+async def test_success_is_counted(meta: GraphClient, emulator: Emulator, temp_images: TempImages) -> None:
     def ok_count() -> float:
         return REGISTRY.get_sample_value("screenshot_meta_uploads_total", {"outcome": "ok"}) or 0.0
 
@@ -121,7 +121,7 @@ async def test_unconfigured_client_says_what_to_set(
 ) -> None:
     image = tmp_path / "image.png"
     image.write_bytes(png_bytes())
-    async with MetaClient(
+    async with GraphClient(
         meta_settings(emulator.url, meta_phone_number_id=phone_number_id, meta_access_token=token)
     ) as client:
         assert not client.configured
@@ -129,13 +129,13 @@ async def test_unconfigured_client_says_what_to_set(
             await client.upload(image, "image/png")
 
     assert caught.value.status == 503
-    assert caught.value.extra["missing"] == missing
+    assert caught.value.missing == missing
     assert all(name in caught.value.detail for name in missing)
     assert await emulator.requests() == []
 
 
 async def test_an_image_over_the_limit_is_never_sent(
-    meta: MetaClient, emulator: Emulator, tmp_path: Path
+    meta: GraphClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     image = tmp_path / "huge.png"
     image.write_bytes(png_bytes()[:16] + bytes(MAX_IMAGE_BYTES))
@@ -149,7 +149,7 @@ async def test_an_image_over_the_limit_is_never_sent(
 
 
 async def test_only_images_whatsapp_takes_are_sent(
-    meta: MetaClient, emulator: Emulator, tmp_path: Path
+    meta: GraphClient, emulator: Emulator, tmp_path: Path
 ) -> None:
     image = tmp_path / "image.webp"
     image.write_bytes(b"RIFF0000WEBP")
@@ -162,14 +162,14 @@ async def test_only_images_whatsapp_takes_are_sent(
 async def test_client_must_be_started(emulator: Emulator, tmp_path: Path) -> None:
     image = tmp_path / "image.png"
     image.write_bytes(png_bytes())
-    client = MetaClient(meta_settings(emulator.url))
+    client = GraphClient(meta_settings(emulator.url))
 
     with pytest.raises(RuntimeError, match="not started"):
         await client.upload(image, "image/png")
 
 
 async def test_client_can_be_closed_and_reopened(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages
 ) -> None:
     await meta.start()  # already started: a no-op
     await meta.aclose()

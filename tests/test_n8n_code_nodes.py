@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from screenshot_service.dashboards import Catalog
+from screenshot_service.dashboards.catalog import Catalog
 from screenshot_service.settings import load_settings
 
 from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, payload, run_code_node

@@ -26,12 +26,12 @@ from typing import Any
 import httpx
 import pytest
 
-from screenshot_service.meta_emulator import create_emulator_app
+from screenshot_service.dev.meta_emulator import create_emulator_app
 
-from .conftest import API_KEY, running_service
-from .emulator_fixtures import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
 from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, n8n_install, payload, require_n8n
-from .servers import closed_port, free_socket, serve
+from .support.emulator import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
+from .support.servers import closed_port, serve
+from .support.service import API_KEY, running_service
 
 STRANGER = "4915112345678"
 WEBHOOK_PATH = "whatsapp-dashboard-bot"
@@ -262,32 +262,33 @@ async def bot(n8n_bin: Path) -> AsyncIterator[Bot]:
         home = Path(temp)
         port = closed_port()
         n8n = N8n(n8n_bin, n8n_env(n8n_bin, home / "n8n", port), f"http://127.0.0.1:{port}")
-        async with (
-            serve(emulator_app, free_socket()) as graph_url,
-            running_service({**meta, "meta_graph_url": graph_url}) as service,
-            httpx.AsyncClient(timeout=30) as http,
-            httpx.AsyncClient(base_url=graph_url, timeout=30) as control,
-        ):
-            # Three n8n commands, each a start-up of n8n: keep their number down.
-            n8n.cli("import:credentials", f"--input={credentials_file(home)}")
-            folder = import_folder(home, str(service.base_url), graph_url)
-            imported = n8n.cli("import:workflow", "--separate", f"--input={folder}")
-            n8n.cli("publish:workflow", f"--id={TEST_ID}")
-            with (home / "n8n.log").open("wb") as log:
-                process = await asyncio.create_subprocess_exec(
-                    str(n8n.bin / "n8n"), "start", env=n8n.env, stdout=log, stderr=subprocess.STDOUT
-                )
-                try:
-                    webhook = f"{n8n.url}/webhook/{WEBHOOK_PATH}"
-                    await wait_for_webhook(http, webhook, process, home / "n8n.log")
-                    yield Bot(webhook, Emulator(graph_url, control), http, imported)
-                finally:
-                    process.terminate()
+        with serve(emulator_app) as emulator_server:
+            graph_url = emulator_server.url
+            async with (
+                running_service({**meta, "meta_graph_url": graph_url}) as service,
+                httpx.AsyncClient(timeout=30) as http,
+                httpx.AsyncClient(base_url=graph_url, timeout=30) as control,
+            ):
+                # Three n8n commands, each a start-up of n8n: keep their number down.
+                n8n.cli("import:credentials", f"--input={credentials_file(home)}")
+                folder = import_folder(home, str(service.base_url), graph_url)
+                imported = n8n.cli("import:workflow", "--separate", f"--input={folder}")
+                n8n.cli("publish:workflow", f"--id={TEST_ID}")
+                with (home / "n8n.log").open("wb") as log:
+                    process = await asyncio.create_subprocess_exec(
+                        str(n8n.bin / "n8n"), "start", env=n8n.env, stdout=log, stderr=subprocess.STDOUT
+                    )
                     try:
-                        await asyncio.wait_for(process.wait(), 30)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+                        webhook = f"{n8n.url}/webhook/{WEBHOOK_PATH}"
+                        await wait_for_webhook(http, webhook, process, home / "n8n.log")
+                        yield Bot(webhook, Emulator(graph_url, control), http, imported)
+                    finally:
+                        process.terminate()
+                        try:
+                            await asyncio.wait_for(process.wait(), 30)
+                        except TimeoutError:
+                            process.kill()
+                            await process.wait()
 
 
 def test_shipped_workflows_import_unchanged(bot: Bot) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import running_service
-from .imagetools import decode
-from .test_errors import assert_problem
-from .test_no_leaks import open_targets
+from .support.images import decode
+from .support.problems import assert_problem
+from .support.service import running_service
 
 pytest.importorskip("pyppeteer", reason="the [pyppeteer] extra is not installed")
 
@@ -41,5 +40,5 @@ async def test_renders_and_cleans_up(dashboards_file: Path) -> None:
         # The browser is still usable after timed-out (cancelled) calls, and no page is left open.
         again = await client.post("/v1/renders", json={"dashboard": "box"})
         assert again.status_code == 200, again.text
-        assert (await open_targets(client))[1] == 0
+        assert (await client.targets_once(lambda targets: targets[1] == 0))[1] == 0
     assert chromium_processes() == before  # terminated and reaped: no orphan, no zombie

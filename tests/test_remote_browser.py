@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import running_service
-from .servers import closed_port
+from .support.servers import closed_port
+from .support.service import running_service
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 

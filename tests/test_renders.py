@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from litestar import Litestar
 
-from .imagetools import decode, differing_fraction
-from .pages import SEEN
+from .support.images import decode, differing_fraction
+from .support.pages import box_visits
 
 
 async def render(service: httpx.AsyncClient, **body: object) -> httpx.Response:
@@ -66,11 +67,13 @@ async def test_late_panels_are_waited_for(service: httpx.AsyncClient) -> None:
     assert differing_fraction(waited, early) > 0.05
 
 
-async def test_dashboard_headers_and_cookies_stay_in_its_own_context(service: httpx.AsyncClient) -> None:
-    SEEN.clear()
+async def test_dashboard_headers_and_cookies_stay_in_its_own_context(
+    service: httpx.AsyncClient, pages_app: Litestar
+) -> None:
+    before = len(box_visits(pages_app))
     assert (await render(service, dashboard="box")).status_code == 200
     assert (await render(service, dashboard="box-clip")).status_code == 200
-    assert SEEN == [("dash-secret-token-42", "cookie-secret-77"), (None, None)]
+    assert box_visits(pages_app)[before:] == [("dash-secret-token-42", "cookie-secret-77"), (None, None)]
 
 
 async def test_dashboards_listing(service: httpx.AsyncClient) -> None:

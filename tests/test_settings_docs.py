@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from screenshot_service import settings_docs
+from screenshot_service.dev import settings_docs
 from screenshot_service.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -18,7 +18,7 @@ def test_readme_table_matches_the_settings_code() -> None:
     text = README.read_text(encoding="utf-8")
     assert settings_docs.block() in text, (
         "README.md's settings table is out of date: run "
-        "`.venv/bin/python -m screenshot_service.settings_docs --write README.md`"
+        "`.venv/bin/python -m screenshot_service.dev.settings_docs --write README.md`"
     )
 
 

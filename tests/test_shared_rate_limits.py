@@ -11,8 +11,8 @@ import redis
 
 from screenshot_service.settings import ConfigError, load_settings
 
-from .conftest import API_KEY, OTHER_KEY
-from .processes import redis_server, service_processes
+from .support.redis import redis_server
+from .support.service import API_KEY, OTHER_KEY, service_processes
 
 NUMBER = "97699112233"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from screenshot_service import procs
+from screenshot_service.browser import processes as procs
 
-from . import proctools
-from .conftest import API_KEY
-from .servers import closed_port
+from .support import browsers
+from .support.servers import closed_port
+from .support.service import API_KEY
 
 
 async def wait_up(base: str, timeout_s: float = 60) -> None:
@@ -59,8 +59,8 @@ async def test_sigterm_drains_the_render_in_flight_and_exits_0(pages_url: str, t
     )
     try:
         await wait_up(base)
-        [leader] = proctools.browser_leaders(service.pid)
-        chromium_before = proctools.count(service.pid)
+        [leader] = browsers.browser_leaders(service.pid)
+        chromium_before = browsers.count(service.pid)
         async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": API_KEY}, timeout=60) as client:
             render = asyncio.create_task(client.post("/v1/renders", json={"dashboard": "slow"}))
             await asyncio.sleep(1.0)  # the render is waiting out its delay

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from .conftest import running_service
-from .emulator_fixtures import Emulator, meta_env
+from .support.emulator import Emulator, meta_env
+from .support.service import running_service
 
 
 def count(metrics_text: str, sample: str) -> float:

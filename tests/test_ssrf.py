@@ -4,29 +4,19 @@ reached it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
 from litestar.params import FromQuery
 
-from .conftest import running_service
-from .servers import free_socket, serve
-from .test_errors import assert_problem
-
-
-class Hits:
-    """Paths a server was asked for."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-
-
-INTERNAL = Hits()
-OWN = Hits()
+from .support.problems import assert_problem
+from .support.servers import Server, serve
+from .support.service import running_service
 
 
 def internal_app() -> Litestar:
@@ -34,10 +24,10 @@ def internal_app() -> Litestar:
 
     @get(["/", "/{path:path}"], media_type=MediaType.TEXT)
     async def anything(request: Request[Any, Any, Any]) -> str:
-        INTERNAL.paths.append(request.url.path)
+        request.app.state.paths.append(request.url.path)
         return "internal secret"
 
-    return Litestar([anything])
+    return Litestar([anything], state=State({"paths": []}))
 
 
 FETCHES_PAGE = """<!doctype html><html><body style="background:#fff">
@@ -60,37 +50,58 @@ def origin_app() -> Litestar:
         return FETCHES_PAGE % {"to": to}
 
     @get("/own", media_type=MediaType.TEXT)
-    async def own() -> str:
-        OWN.paths.append("/own")
+    async def own(request: Request[Any, Any, Any]) -> str:
+        request.app.state.paths.append("/own")
         return "ok"
 
     @get("/page", media_type=MediaType.HTML)
     async def page() -> str:
         return "<!doctype html><html><body><p>a public page</p></body></html>"
 
-    return Litestar([redirect, fetches, own, page])
+    return Litestar([redirect, fetches, own, page], state=State({"paths": []}))
 
 
 @pytest.fixture(scope="module")
-async def internal_url() -> AsyncIterator[str]:
-    async with serve(internal_app(), free_socket()) as url:
-        yield url
+def internal() -> Iterator[Server]:
+    with serve(internal_app()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-async def origin_url() -> AsyncIterator[str]:
-    async with serve(origin_app(), free_socket()) as url:
-        yield url
+def origin() -> Iterator[Server]:
+    with serve(origin_app()) as server:
+        yield server
 
 
-@pytest.fixture(autouse=True)
-def _clear_hits() -> None:
-    INTERNAL.paths.clear()
-    OWN.paths.clear()
+@pytest.fixture
+def internal_url(internal: Server) -> str:
+    return internal.url
+
+
+@pytest.fixture
+def origin_url(origin: Server) -> str:
+    return origin.url
+
+
+@pytest.fixture
+def internal_hits(internal: Server) -> list[str]:
+    """Paths the internal server was asked for in this test."""
+    paths: list[str] = internal.app.state.paths
+    paths.clear()
+    return paths
+
+
+@pytest.fixture
+def own_hits(origin: Server) -> list[str]:
+    """Paths of the dashboard's own origin that counted their hits (``/own``), in this test."""
+    paths: list[str] = origin.app.state.paths
+    paths.clear()
+    return paths
 
 
 @pytest.fixture(scope="module")
-def ssrf_dashboards(tmp_path_factory: pytest.TempPathFactory, origin_url: str, internal_url: str) -> Path:
+def ssrf_dashboards(tmp_path_factory: pytest.TempPathFactory, origin: Server, internal: Server) -> Path:
+    origin_url, internal_url = origin.url, internal.url
     internal_port = internal_url.rsplit(":", 1)[1]
     targets = {
         "internal": internal_url + "/redirected",
@@ -133,29 +144,33 @@ async def guarded(request: pytest.FixtureRequest, ssrf_dashboards: Path) -> Asyn
     "target", ["internal", "other-port", "mapped", "localhost", "metadata", "metadata-v6", "file"]
 )
 async def test_dashboard_redirect_to_forbidden_address_is_403(
-    guarded: httpx.AsyncClient, target: str
+    guarded: httpx.AsyncClient, internal_hits: list[str], target: str
 ) -> None:
     response = await guarded.post("/v1/renders", json={"dashboard": f"redirect-{target}"})
     assert_problem(response, 403, "forbidden-url")
-    assert INTERNAL.paths == []
+    assert internal_hits == []
 
 
-async def test_dashboard_subrequests_to_internal_address_are_blocked(guarded: httpx.AsyncClient) -> None:
+async def test_dashboard_subrequests_to_internal_address_are_blocked(
+    guarded: httpx.AsyncClient, internal_hits: list[str], own_hits: list[str]
+) -> None:
     response = await guarded.post("/v1/renders", json={"dashboard": "fetches-internal"})
     assert response.status_code == 200, response.text  # the page renders; its forbidden requests fail
-    assert OWN.paths == ["/own"]  # its own origin (a loopback address, other port) is trusted
-    assert INTERNAL.paths == []  # img, iframe and fetch to another loopback port never left the browser
+    assert own_hits == ["/own"]  # its own origin (a loopback address, other port) is trusted
+    assert internal_hits == []  # img, iframe and fetch to another loopback port never left the browser
     metrics = (await guarded.get("/metrics")).text
     assert 'screenshot_blocked_requests_total{reason="loopback"}' in metrics
 
 
-async def test_allowed_network_lets_the_same_subrequests_through(ssrf_dashboards: Path) -> None:
+async def test_allowed_network_lets_the_same_subrequests_through(
+    ssrf_dashboards: Path, internal_hits: list[str]
+) -> None:
     """The control: with 127.0.0.1 explicitly allowed, the internal server is reached."""
     env = {"dashboards_file": str(ssrf_dashboards), "allowed_networks": "127.0.0.1/32"}
     async with running_service(env) as client:
         response = await client.post("/v1/renders", json={"dashboard": "fetches-internal"})
     assert response.status_code == 200, response.text
-    assert sorted(INTERNAL.paths) == ["/fetch", "/frame", "/img"]
+    assert sorted(internal_hits) == ["/fetch", "/frame", "/img"]
 
 
 ALLOWLIST = ",".join(
@@ -246,7 +261,9 @@ async def test_raw_url_with_dashboard_or_params_is_422(raw: httpx.AsyncClient) -
     )
 
 
-async def test_raw_urls_on_an_allowed_network(origin_url: str, internal_url: str) -> None:
+async def test_raw_urls_on_an_allowed_network(
+    origin_url: str, internal_url: str, internal_hits: list[str]
+) -> None:
     """An allowlisted raw URL renders; its redirect to a host off the allowlist does not, even though
     that host is on a network the operator allowed."""
     env = {"allow_raw_urls": "true", "url_allowlist": "localhost", "allowed_networks": "127.0.0.0/8,::1/128"}
@@ -257,4 +274,4 @@ async def test_raw_urls_on_an_allowed_network(origin_url: str, internal_url: str
         away = await client.post("/v1/renders", json={"url": f"{origin}/redirect?to={internal_url}/x"})
         problem = assert_problem(away, 403, "forbidden-url")
         assert problem["step"] == "navigate"
-    assert INTERNAL.paths == []
+    assert internal_hits == []

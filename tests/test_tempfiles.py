@@ -11,11 +11,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from screenshot_service.errors import UpstreamError
-from screenshot_service.meta import MetaClient
 from screenshot_service.settings import ConfigError, load_settings
-from screenshot_service.tempfiles import TempImages
+from screenshot_service.whatsapp.graph import GraphClient
+from screenshot_service.whatsapp.tempfiles import TempImages
 
-from .emulator_fixtures import Emulator, png_bytes
+from .support.emulator import Emulator, png_bytes
 
 
 def mode(path: Path) -> int:
@@ -75,7 +75,7 @@ async def test_file_is_deleted_on_timeout(temp_images: TempImages) -> None:
 
 
 async def test_directory_is_empty_after_a_meta_error(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages
 ) -> None:
     await emulator.faults({"kind": "bad_param"})
     with pytest.raises(UpstreamError):
@@ -85,7 +85,7 @@ async def test_directory_is_empty_after_a_meta_error(
 
 
 async def test_directory_is_empty_after_an_upload_is_cancelled(
-    meta: MetaClient, emulator: Emulator, temp_images: TempImages
+    meta: GraphClient, emulator: Emulator, temp_images: TempImages
 ) -> None:
     await emulator.faults({"kind": "slow", "delay_ms": 30_000})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,18 @@ from typing import Any
 import pytest
 import stamina
 from prometheus_client import REGISTRY
-from stamina.instrumentation import RetryDetails, set_on_retry_hooks
+from stamina.instrumentation import RetryDetails, get_on_retry_hooks, set_on_retry_hooks
 
-from screenshot_service.errors import UpstreamError, UpstreamThrottled
-from screenshot_service.meta import MetaClient
+from screenshot_service.errors import UpstreamDetails, UpstreamError, UpstreamThrottled
+from screenshot_service.whatsapp.graph import GraphClient
 
-from .emulator_fixtures import EMULATOR_TOKEN, Emulator, meta_settings, png_bytes
-from .servers import closed_port
+from .support.emulator import EMULATOR_TOKEN, Emulator, meta_settings, png_bytes
+from .support.servers import closed_port
+
+
+def upstream_of(error: UpstreamError) -> UpstreamDetails:
+    assert error.upstream is not None
+    return error.upstream
 
 
 @pytest.fixture
@@ -27,9 +31,9 @@ def image(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def quick_meta(emulator: Emulator, no_backoff: None) -> AsyncIterator[MetaClient]:
+async def quick_meta(emulator: Emulator, no_backoff: None) -> AsyncIterator[GraphClient]:
     """A client that gives up on an answer after 300 ms, for the slow-answer fault."""
-    async with MetaClient(meta_settings(emulator.url, meta_timeout_ms="300")) as client:
+    async with GraphClient(meta_settings(emulator.url, meta_timeout_ms="300")) as client:
         yield client
 
 
@@ -39,7 +43,7 @@ def _retries(reason: str) -> float:
 
 def assert_no_token(error: Exception) -> None:
     assert isinstance(error, UpstreamError)
-    for text in (str(error), repr(error), error.detail, json.dumps(error.extra)):
+    for text in (str(error), repr(error), error.detail, repr(error.upstream)):
         assert EMULATOR_TOKEN not in text
 
 
@@ -63,7 +67,7 @@ def assert_no_token(error: Exception) -> None:
     ],
 )
 async def test_retryable_fault_recovers(
-    quick_meta: MetaClient, emulator: Emulator, image: Path, fault: dict[str, Any], reason: str
+    quick_meta: GraphClient, emulator: Emulator, image: Path, fault: dict[str, Any], reason: str
 ) -> None:
     await emulator.faults(fault)
     before = _retries(reason)
@@ -74,6 +78,7 @@ async def test_retryable_fault_recovers(
     assert [r["fault"] for r in await emulator.requests()] == [fault["kind"], None]
     assert [u["media_id"] for u in await emulator.uploads()] == [uploaded.media_id]
     assert _retries(reason) == before + 1
+    assert not [family.name for family in REGISTRY.collect() if family.name.startswith("stamina")]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +94,7 @@ async def test_retryable_fault_recovers(
     ],
 )
 async def test_non_retryable_fault_fails_at_once(
-    meta: MetaClient,
+    meta: GraphClient,
     emulator: Emulator,
     image: Path,
     fault: dict[str, Any],
@@ -105,11 +110,11 @@ async def test_non_retryable_fault_fails_at_once(
     error = caught.value
     assert type(error) is UpstreamError
     assert error.status == 502
-    assert error.extra["attempts"] == 1
-    assert error.extra["meta"]["status"] == status
-    assert error.extra["meta"]["code"] == code
-    assert error.extra["meta"]["error_subcode"] == subcode
-    assert error.extra["meta"]["fbtrace_id"]
+    assert error.attempts == 1
+    assert upstream_of(error).status == status
+    assert upstream_of(error).code == code
+    assert upstream_of(error).error_subcode == subcode
+    assert upstream_of(error).fbtrace_id
     assert_no_token(error)
     assert len(await emulator.requests()) == 1
     assert len(await emulator.pending_faults()) == 1
@@ -119,15 +124,15 @@ async def test_wrong_token_is_named_without_showing_it(
     emulator: Emulator, image: Path, no_backoff: None
 ) -> None:
     secret = "wrong-token-abcdef0123456789"
-    async with MetaClient(meta_settings(emulator.url, meta_access_token=secret)) as client:
+    async with GraphClient(meta_settings(emulator.url, meta_access_token=secret)) as client:
         with pytest.raises(UpstreamError) as caught:
             await client.upload(image, "image/png")
 
     error = caught.value
-    assert error.extra["meta"]["code"] == 190
-    assert error.extra["attempts"] == 1
+    assert upstream_of(error).code == 190
+    assert error.attempts == 1
     assert "SCREENSHOT_META_ACCESS_TOKEN" in error.detail
-    for text in (str(error), repr(error), json.dumps(error.extra)):
+    for text in (str(error), repr(error), repr(error.upstream)):
         assert secret not in text
     [received] = await emulator.uploads()
     assert received["status"] == 401
@@ -136,20 +141,20 @@ async def test_wrong_token_is_named_without_showing_it(
 async def test_attempts_are_bounded(emulator: Emulator, image: Path, no_backoff: None) -> None:
     await emulator.faults(*[{"kind": "http_500"}] * 6)
 
-    async with MetaClient(meta_settings(emulator.url, meta_max_attempts="3")) as client:
+    async with GraphClient(meta_settings(emulator.url, meta_max_attempts="3")) as client:
         with pytest.raises(UpstreamError) as caught:
             await client.upload(image, "image/png")
 
     assert type(caught.value) is UpstreamError
-    assert caught.value.extra["attempts"] == 3
-    assert caught.value.extra["meta"]["status"] == 500
+    assert caught.value.attempts == 3
+    assert upstream_of(caught.value).status == 500
     assert "3 attempts" in caught.value.detail
     assert len(await emulator.requests()) == 3
     assert len(await emulator.pending_faults()) == 3
 
 
 async def test_persistent_throttling_is_a_503_with_retry_after(
-    meta: MetaClient, emulator: Emulator, image: Path
+    meta: GraphClient, emulator: Emulator, image: Path
 ) -> None:
     await emulator.faults(*[{"kind": "throttle", "code": 80007, "subcode": 2494055, "retry_after": 2}] * 4)
 
@@ -159,15 +164,15 @@ async def test_persistent_throttling_is_a_503_with_retry_after(
     error = caught.value
     assert error.status == 503
     assert error.retry_after == 2
-    assert error.extra["attempts"] == 4  # the settings' default
-    assert error.extra["meta"]["code"] == 80007
-    assert error.extra["meta"]["error_subcode"] == 2494055
-    assert error.extra["meta"]["fbtrace_id"]
+    assert error.attempts == 4  # the settings' default
+    assert upstream_of(error).code == 80007
+    assert upstream_of(error).error_subcode == 2494055
+    assert upstream_of(error).fbtrace_id
     assert_no_token(error)
 
 
 async def test_throttling_without_retry_after_still_says_when_to_come_back(
-    meta: MetaClient, emulator: Emulator, image: Path
+    meta: GraphClient, emulator: Emulator, image: Path
 ) -> None:
     await emulator.faults(*[{"kind": "throttle", "code": 130429}] * 4)
 
@@ -182,38 +187,33 @@ async def test_retry_after_beyond_the_budget_gives_up_at_once(
 ) -> None:
     await emulator.faults({"kind": "throttle", "code": 130429, "retry_after": 30})
 
-    async with MetaClient(meta_settings(emulator.url, meta_retry_budget_ms="5000")) as client:
+    async with GraphClient(meta_settings(emulator.url, meta_retry_budget_ms="5000")) as client:
         with pytest.raises(UpstreamThrottled) as caught:
             await client.upload(image, "image/png")
 
     assert caught.value.retry_after == 30
-    assert caught.value.extra["attempts"] == 1
+    assert caught.value.attempts == 1
 
 
 async def test_no_retry_budget_means_one_attempt(emulator: Emulator, image: Path, no_backoff: None) -> None:
     await emulator.faults({"kind": "http_503"})
 
-    async with MetaClient(meta_settings(emulator.url, meta_retry_budget_ms="0")) as client:
+    async with GraphClient(meta_settings(emulator.url, meta_retry_budget_ms="0")) as client:
         with pytest.raises(UpstreamError) as caught:
             await client.upload(image, "image/png")
-    assert caught.value.extra["attempts"] == 1
+    assert caught.value.attempts == 1
 
 
 async def test_unreachable_meta_fails_after_bounded_attempts(image: Path, no_backoff: None) -> None:
     settings = meta_settings(f"http://127.0.0.1:{closed_port()}", meta_max_attempts="2")
 
-    async with MetaClient(settings) as client:
+    async with GraphClient(settings) as client:
         with pytest.raises(UpstreamError) as caught:
             await client.upload(image, "image/png")
 
     assert type(caught.value) is UpstreamError
-    assert caught.value.extra["attempts"] == 2
-    assert caught.value.extra["meta"] == {
-        "status": None,
-        "code": None,
-        "error_subcode": None,
-        "fbtrace_id": None,
-    }
+    assert caught.value.attempts == 2
+    assert caught.value.upstream == UpstreamDetails()
     assert "reach" in caught.value.detail
 
 
@@ -225,10 +225,11 @@ def recorded_retries() -> Iterator[list[RetryDetails]]:
     def record(details: RetryDetails) -> None:
         recorded.append(details)
 
+    previous = get_on_retry_hooks()
     set_on_retry_hooks([record])
     with stamina.set_testing(False):
         yield recorded
-    set_on_retry_hooks(None)
+    set_on_retry_hooks(previous)
 
 
 async def test_retry_after_is_honoured(
@@ -237,7 +238,7 @@ async def test_retry_after_is_honoured(
     """Meta's Retry-After replaces the exponential backoff: the scheduled wait is exactly what it asked."""
     await emulator.faults({"kind": "throttle", "code": 130429, "retry_after": 1})
 
-    async with MetaClient(meta_settings(emulator.url)) as client:
+    async with GraphClient(meta_settings(emulator.url)) as client:
         uploaded = await client.upload(image, "image/png")
 
     assert uploaded.attempts == 2

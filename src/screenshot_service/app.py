@@ -2,49 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from litestar import Litestar, Request, Response, Router
+from litestar import Litestar, Router
 from litestar.di import Provide
-from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.problem_details import (
-    ProblemDetailsConfig,
-    ProblemDetailsException,
-    ProblemDetailsPlugin,
-)
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+from litestar.stores.base import NamespacedStore
+from litestar.stores.memory import MemoryStore
+from litestar.types import ControllerRouterHandler
 
-from . import __version__, metrics
-from .admission import Admission
-from .auth import ApiKeyMiddleware, ApiKeys
-from .browser import BrowserPool, EngineFactory
-from .dashboards import Catalog
-from .disconnects import CancelOnDisconnect
-from .engines import create_engine
-from .errors import (
-    PROBLEM_MEDIA_TYPE,
-    BrowserUnavailable,
-    RenderTimeout,
-    ServiceError,
-    from_http_exception,
-    problem_body,
-)
-from .guard import STORE_NAME, Guard, create_store, key_rate_limit
-from .logs import Redactor, RequestIdMiddleware, structlog_config
-from .media import Publisher
-from .meta import MetaClient
-from .phones import Masker
-from .render import Renderer
-from .routes import dashboards, demo, health, media, renders
+from . import __version__
+from .api.auth import ApiKeyMiddleware, ApiKeys
+from .api.middleware import CancelOnDisconnect, RequestId
+from .api.problems import internal_error, problem_details_plugin
+from .api.routes import dashboards, health, media, plans, renders
+from .browser.capture import EngineFactory, create_engine
+from .browser.probe import BrowserProbe
+from .browser.supervisor import Supervisor
+from .dashboards.catalog import Catalog
+from .errors import BrowserUnavailable
+from .guard.checks import Guard
+from .guard.limits import STORE_NAME, create_store, key_rate_limit
+from .guard.phones import Masker
+from .logs import Redactor, structlog_config
+from .rendering.admission import Admission
+from .rendering.renderer import Renderer
 from .settings import ConfigError, Settings
-from .tempfiles import TempImages
+from .whatsapp.graph import GraphClient
+from .whatsapp.publisher import Publisher
+from .whatsapp.tempfiles import TempImages
 
 log = structlog.get_logger(__name__)
 
@@ -59,16 +52,18 @@ def create_app(
     if not settings.api_keys:
         raise ConfigError("SCREENSHOT_API_KEYS: at least one API key is needed (name:key, comma separated)")
     catalog = catalog or Catalog.load(settings)
-    pool = BrowserPool(settings, engine_factory)
+    supervisor = Supervisor(settings, engine_factory)
     admission = Admission(
         settings.render_concurrency, settings.render_queue_size, settings.render_queue_timeout_ms
     )
-    renderer = Renderer(catalog, pool, admission)
-    meta = MetaClient(settings)
+    renderer = Renderer(supervisor, admission)
+    graph = GraphClient(settings)
     temp = TempImages.from_settings(settings)
     temp.ensure()  # a temp directory we cannot trust stops start-up, naming SCREENSHOT_TEMP_DIR
-    publisher = Publisher(renderer, temp, meta, settings)
     store = create_store(settings)
+    # Media ids in the same place as the counters: replicas on Redis share them too.
+    media_cache = store.with_namespace("media") if isinstance(store, NamespacedStore) else MemoryStore()
+    publisher = Publisher(renderer, temp, graph, media_cache, settings)
     masker = Masker(settings.log_hash_key.reveal() or None)
     guard = Guard(settings, store, masker)
     key_limit = key_rate_limit(settings)
@@ -82,22 +77,20 @@ def create_app(
         ],
         masker,
     )
-    metrics.BROWSER_CONTEXTS.set_function(lambda: pool.open_targets()[0])
-    metrics.BROWSER_PAGES.set_function(lambda: pool.open_targets()[1])
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await temp.sweep()  # what a crash left behind
         try:
-            await pool.start()
+            await supervisor.start()
         except BrowserUnavailable as exc:
             # Keep serving: /readyz reports it, renders answer 503 and retry the launch.
             log.error("browser did not start", detail=exc.detail)  # noqa: TRY400  (expected; no traceback)
         try:
-            async with store, meta:  # a Redis connection pool; Meta's HTTP client
+            async with store, graph:  # a Redis connection pool; Meta's HTTP client
                 yield
         finally:
-            await pool.close()
+            await supervisor.close()
             await temp.sweep()
 
     api = Router(
@@ -107,26 +100,25 @@ def create_app(
         middleware=[
             DefineMiddleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys)),
             *([key_limit.middleware] if key_limit else []),
-            CancelOnDisconnect,
+            CancelOnDisconnect(),
         ],
+        dependencies={"plan": Provide(plans.admitted_plan)},
         security=[{"apiKey": []}],
         tags=["v1"],
     )
     prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
     app = Litestar(
-        route_handlers=[
-            api,
-            health.healthz,
-            health.readyz,
-            demo.demo_page,
-            demo.demo_data,
-            PrometheusController,
-        ],
+        route_handlers=[api, health.healthz, health.readyz, PrometheusController, *_demo_routes(settings)],
         dependencies={
-            "renderer": Provide(lambda: renderer, use_cache=True, sync_to_thread=False),
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
-            "guard": Provide(lambda: guard, use_cache=True, sync_to_thread=False),
-            "publisher": Provide(lambda: publisher, use_cache=True, sync_to_thread=False),
+            name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
+            for name, value in {
+                "settings": settings,
+                "catalog": catalog,
+                "guard": guard,
+                "renderer": renderer,
+                "publisher": publisher,
+                "probe": BrowserProbe(supervisor, settings.ready_cache_s),
+            }.items()
         },
         stores={STORE_NAME: store},
         lifespan=[lifespan],
@@ -140,16 +132,9 @@ def create_app(
                     enable_middleware_logging=False,
                 )
             ),
-            ProblemDetailsPlugin(
-                ProblemDetailsConfig(
-                    exception_to_problem_detail_map={
-                        ServiceError: _to_problem,
-                        HTTPException: lambda exc: _to_problem(from_http_exception(exc)),
-                    },
-                )
-            ),
+            problem_details_plugin(),
         ],
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={Exception: internal_error},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Dashboard screenshot service",
@@ -163,43 +148,24 @@ def create_app(
             ),
         ),
     )
+    app.state.supervisor = supervisor  # for tests that count what the browser has open
     # Outside Litestar's own exception handling, so routing errors and auth failures carry the id too.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    app.asgi_handler = RequestId()(app.asgi_handler)
     return app
 
 
-class _Problem(ProblemDetailsException):
-    """Litestar's problem details, with the request id every problem of ours carries."""
+def _demo_routes(settings: Settings) -> Sequence[ControllerRouterHandler]:
+    """The demo's page and data, served only with the demo's dashboards (no dashboards file set), which
+    only a development install has: a configured service serves nothing of the demo."""
+    if settings.dashboards_file:
+        return ()
+    from .dev.demo import DEMO_ROUTES  # noqa: PLC0415  (development installs only)
 
-    def to_response(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        response = super().to_response(request)
-        if request_id := request.scope.get("state", {}).get("request_id"):
-            response.content["request_id"] = request_id
-        return response
-
-
-def _to_problem(error: ServiceError) -> ProblemDetailsException:
-    body = problem_body(error, None)
-    headers = {}
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, RenderTimeout):
-        headers["X-Render-Readiness"] = f"timeout:{error.step}"
-    return _Problem(
-        detail=error.detail,
-        status_code=error.status,
-        type_=body.pop("type"),
-        title=body.pop("title"),
-        extra={k: v for k, v in body.items() if k not in {"status", "detail"}},
-        headers=headers or None,
-    )
+    return DEMO_ROUTES
 
 
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A bug: logged in full here, answered without internals."""
-    log.error("unhandled error", path=request.url.path, exc_info=exc)
-    error = ServiceError("Something went wrong on our side; it has been logged.")
-    return _to_problem(error).to_response(request)
+def _constant(value: Any) -> Any:
+    def provide() -> Any:
+        return value
 
-
-__all__ = ["PROBLEM_MEDIA_TYPE", "create_app"]
+    return provide

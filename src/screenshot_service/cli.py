@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import math
 import os
 import secrets
@@ -39,8 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     args, rest = parser.parse_known_args(argv)
+    if args.command in DEV_COMMANDS and importlib.util.find_spec(f"{__package__}.dev") is None:
+        print(
+            f"screenshot-service: '{args.command}' is a development command; it is not installed here "
+            "(the production image leaves the development tools out).",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "meta-emulator":
-        from .meta_emulator import main as emulator_main  # noqa: PLC0415
+        from .dev.meta_emulator import main as emulator_main  # noqa: PLC0415
 
         return emulator_main(rest)
     if rest:
@@ -54,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"screenshot-service: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+DEV_COMMANDS = frozenset({"demo", "meta-emulator"})
 
 
 def serve(settings: Settings) -> int:
@@ -113,7 +124,7 @@ class _Server(uvicorn.Server):
 
 def check_config() -> int:
     """Print the effective settings and dashboards; secrets are shown as stars."""
-    from .dashboards import Catalog  # noqa: PLC0415
+    from .dashboards.catalog import Catalog  # noqa: PLC0415
 
     settings = load_settings()
     catalog = Catalog.load(settings)
@@ -178,7 +189,7 @@ The dashboard itself: {base}/demo/sales?range=7d   API docs: {base}/openapi
 """,
         flush=True,
     )
-    from .meta_emulator import create_emulator_app  # noqa: PLC0415
+    from .dev.meta_emulator import create_emulator_app  # noqa: PLC0415
 
     emulator = uvicorn.Config(
         create_emulator_app(emulator_token, phone_number_id=DEMO_PHONE_NUMBER_ID),

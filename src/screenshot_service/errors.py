@@ -1,54 +1,61 @@
-"""The service's exception tree and its one mapping to RFC 9457 problem details.
+"""The service's exception tree: what went wrong, for whom, in typed attributes (no HTTP here).
 
     ServiceError                     500 internal
     ├── BadRequest                   400 bad-request
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
-    │   ├── ForbiddenUrl             403 forbidden-url        (SSRF policy; names the field)
+    │   ├── ForbiddenUrl             403 forbidden-url        (SSRF policy; field or step)
     │   └── RequesterNotAllowed      403 requester-not-allowed
     ├── NotFound                     404 not-found
     │   └── UnknownDashboard         404 unknown-dashboard
     ├── MethodNotAllowed             405 method-not-allowed
     ├── BodyTooLarge                 413 body-too-large
-    ├── InvalidRequest               422 invalid-request      (names the field)
+    ├── HttpRefused                  4xx named for its status (unsupported-media-type...)
+    ├── InvalidRequest               422 invalid-request      (field)
     │   ├── InvalidParameter         422 invalid-parameter
-    │   └── ImageTooLarge            422 image-too-large
+    │   └── ImageTooLarge            422 image-too-large      (size, limit)
     ├── TooManyRequests              429 rate-limited         (Retry-After)
     │   └── Overloaded               429 overloaded           (render queue full; Retry-After)
     ├── LimiterUnavailable           503 limiter-unavailable  (the rate-limit store is down)
     ├── QueueTimeout                 503 queue-timeout        (no render slot in time; Retry-After)
-    ├── RenderError                  502 render-failed
-    │   ├── RenderTimeout            504 render-timeout       (names the step)
+    ├── RenderError                  502 render-failed        (step)
+    │   ├── RenderTimeout            504 render-timeout       (step)
     │   ├── PageCrashed              502 page-crashed         (the tab died, e.g. out of memory)
     │   └── BrowserUnavailable       503 browser-unavailable
-    └── UpstreamError                502 upstream-error       (Meta's code, subcode, fbtrace id)
+    └── UpstreamError                502 upstream-error       (Meta's status, code, subcode, fbtrace id)
         ├── UpstreamThrottled        503 upstream-throttled   (Retry-After)
-        └── MetaNotConfigured        503 meta-not-configured
+        └── MetaNotConfigured        503 meta-not-configured  (missing)
 
-Raise these deep down with a public ``detail``; the app turns them into HTTP in one place.
-Details are written for the caller: never a secret, a stack trace or a full phone number.
+Raise these deep down with a public ``detail``, translating a library's errors where it is called;
+``api.problems`` turns them into HTTP problem details, in one place. Details are written for the
+caller: never a secret, a stack trace or a full phone number.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, ClassVar
+from http import HTTPStatus
+from typing import ClassVar
 
-from litestar.exceptions import (
-    HTTPException,
-    MethodNotAllowedException,
-    NotAuthorizedException,
-    NotFoundException,
-    ValidationException,
-)
-from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
+import msgspec
 
 PROBLEM_TYPE_PREFIX = "urn:screenshot-service:problem:"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class UpstreamDetails(msgspec.Struct, kw_only=True, frozen=True):
+    """What Meta said about a failed call: its HTTP status and Graph error ids (never its token)."""
+
+    status: int | None = None
+    code: int | None = None
+    error_subcode: int | None = None
+    fbtrace_id: str | None = None
 
 
 class ServiceError(Exception):
-    """Base of every error the service reports to a caller."""
+    """Base of every error the service reports to a caller.
+
+    ``field`` names the offending request field, ``step`` the render step it happened at, and
+    ``retry_after`` (seconds) when coming back later can help.
+    """
 
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal"
@@ -58,18 +65,34 @@ class ServiceError(Exception):
         self,
         detail: str,
         *,
-        extra: dict[str, Any] | None = None,
+        field: str | None = None,
+        step: str | None = None,
         retry_after: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra = extra or {}
+        self.field = field
+        self.step = step
         self.retry_after = retry_after
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status of this error (:class:`HttpRefused` carries its own)."""
+        return self.status
 
     @property
     def type_uri(self) -> str:
         """The stable ``type`` of the problem; clients switch on it."""
-        return PROBLEM_TYPE_PREFIX + self.slug
+        return PROBLEM_TYPE_PREFIX + self.problem_slug
+
+    @property
+    def problem_slug(self) -> str:
+        """The last part of ``type``: the class's ``slug`` (:class:`HttpRefused` names its status)."""
+        return self.slug
+
+
+class BadRequest(ServiceError):
+    status, slug, title = 400, "bad-request", "Bad request"
 
 
 class Unauthorized(ServiceError):
@@ -87,6 +110,9 @@ class ForbiddenUrl(Forbidden):
 class RequesterNotAllowed(Forbidden):
     slug, title = "requester-not-allowed", "Requester not allowed"
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="requester")
+
 
 class NotFound(ServiceError):
     status, slug, title = 404, "not-found", "Not found"
@@ -94,10 +120,6 @@ class NotFound(ServiceError):
 
 class UnknownDashboard(NotFound):
     slug, title = "unknown-dashboard", "Unknown dashboard"
-
-
-class BadRequest(ServiceError):
-    status, slug, title = 400, "bad-request", "Bad request"
 
 
 class MethodNotAllowed(ServiceError):
@@ -108,12 +130,29 @@ class BodyTooLarge(ServiceError):
     status, slug, title = 413, "body-too-large", "Request body too large"
 
 
+class HttpRefused(ServiceError):
+    """Another 4xx of the HTTP layer (406, 415...): it keeps its status, and its type is named for it."""
+
+    status, slug, title = 400, "refused", "Request refused"
+
+    def __init__(self, detail: str, *, status: int) -> None:
+        super().__init__(detail)
+        self.http_status = status
+
+    @property
+    def status_code(self) -> int:
+        return self.http_status
+
+    @property
+    def problem_slug(self) -> str:
+        return HTTPStatus(self.http_status).phrase.lower().replace(" ", "-")
+
+
 class InvalidRequest(ServiceError):
     status, slug, title = 422, "invalid-request", "Invalid request"
 
-    def __init__(self, detail: str, *, field: str, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail, extra={"field": field, **(extra or {})})
-        self.field = field
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail, field=field)
 
 
 class InvalidParameter(InvalidRequest):
@@ -122,6 +161,11 @@ class InvalidParameter(InvalidRequest):
 
 class ImageTooLarge(InvalidRequest):
     slug, title = "image-too-large", "Image too large"
+
+    def __init__(self, detail: str, *, size: int, limit: int) -> None:
+        super().__init__(detail, field="image")
+        self.size = size
+        self.limit = limit
 
 
 class TooManyRequests(ServiceError):
@@ -148,8 +192,8 @@ class RenderTimeout(RenderError):
     status, slug, title = 504, "render-timeout", "Render timed out"
 
     def __init__(self, detail: str, *, step: str) -> None:
-        super().__init__(detail, extra={"step": step})
-        self.step = step
+        super().__init__(detail, step=step)
+        self.step: str = step
 
 
 class PageCrashed(RenderError):
@@ -161,7 +205,21 @@ class BrowserUnavailable(RenderError):
 
 
 class UpstreamError(ServiceError):
+    """Meta refused or kept failing; ``upstream`` holds what it said, ``attempts`` how often we tried."""
+
     status, slug, title = 502, "upstream-error", "WhatsApp upload failed"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        upstream: UpstreamDetails | None = None,
+        attempts: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.upstream = upstream
+        self.attempts = attempts
 
 
 class UpstreamThrottled(UpstreamError):
@@ -171,47 +229,6 @@ class UpstreamThrottled(UpstreamError):
 class MetaNotConfigured(UpstreamError):
     status, slug, title = 503, "meta-not-configured", "WhatsApp upload not configured"
 
-
-def problem_body(error: ServiceError, request_id: str | None) -> dict[str, Any]:
-    """The JSON object of a problem-details response for ``error``."""
-    body: dict[str, Any] = {
-        "type": error.type_uri,
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        **error.extra,
-    }
-    if request_id:
-        body["request_id"] = request_id
-    return body
-
-
-def from_http_exception(exc: HTTPException) -> ServiceError:
-    """Translate Litestar's own errors (routing, body decoding, size limits) into our tree."""
-    if isinstance(exc, ValidationException):
-        return _validation_error(exc)
-    if isinstance(exc, NotAuthorizedException):
-        return Unauthorized(exc.detail)
-    if isinstance(exc, NotFoundException):
-        return NotFound("No such route.")
-    if isinstance(exc, MethodNotAllowedException):
-        return MethodNotAllowed("This method is not allowed on this route.")
-    if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
-        return BodyTooLarge("The request body is too large.")
-    if 400 <= exc.status_code < 500:
-        return BadRequest(exc.detail)
-    return ServiceError("Something went wrong on our side; it has been logged.")
-
-
-def _validation_error(exc: ValidationException) -> InvalidRequest:
-    """Name the first offending field of a body that failed to decode."""
-    errors = exc.extra if isinstance(exc.extra, list) else []
-    first = errors[0] if errors and isinstance(errors[0], dict) else {}
-    message = str(first.get("message") or exc.detail)
-    field = str(first.get("key") or "body")
-    if " - at `$." in message:
-        message, _, path = message.partition(" - at `$.")
-        field = path.rstrip("`")
-    elif unknown := re.search(r"unknown field `([^`]+)`", message):
-        field = unknown.group(1)
-    return InvalidRequest(f"{field}: {message}", field=field)
+    def __init__(self, detail: str, *, missing: list[str]) -> None:
+        super().__init__(detail)
+        self.missing = missing

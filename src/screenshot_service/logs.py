@@ -1,24 +1,17 @@
-"""Structured JSON logs: structlog configuration, request ids, and masking of what must not be logged."""
+"""Structured JSON logs: structlog configuration, and masking of what must not be logged."""
 
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from litestar.enums import ScopeType
 from litestar.logging.config import LoggingConfig, StructLoggingConfig
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.typing import EventDict, Processor
 
-from .phones import Masker
-
-REQUEST_ID_HEADER = "x-request-id"
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+from .guard.phones import Masker
 
 
 def structlog_config(level: str, fmt: str, redactor: Redactor | None = None) -> StructLoggingConfig:
@@ -66,36 +59,6 @@ def _drop_color_message(_: Any, __: str, event_dict: EventDict) -> EventDict:
     """uvicorn passes a copy of each message with terminal colours in an extra field."""
     event_dict.pop("color_message", None)
     return event_dict
-
-
-def new_request_id() -> str:
-    return secrets.token_hex(8)
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's ``X-Request-ID`` if well-formed), binds it to the log
-    context, and returns it in the response header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        offered = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        request_id = offered if _REQUEST_ID_RE.fullmatch(offered) else new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
 
 
 def bind(**values: Any) -> None:

@@ -1,4 +1,7 @@
-"""Prometheus metrics of renders and the browser; request metrics come from Litestar's plugin."""
+"""Every Prometheus metric of the service, declared once; request metrics come from Litestar's plugin.
+
+Labels take few values (an outcome, a step, a key *name*), never a key, a number or a URL.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,12 @@ RENDER_SECONDS = Histogram(
     "Time to render one image, from a free render slot to image bytes.",
     ["dashboard", "outcome"],
     buckets=(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 21, 34, 60),
+)
+STEP_SECONDS = Histogram(
+    "screenshot_render_step_seconds",
+    "Time of each named step of a render (context, open-page, navigate, selector, capture...), by outcome.",
+    ["step", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60),
 )
 RENDERS = Counter("screenshot_renders_total", "Renders by outcome.", ["dashboard", "outcome"])
 RENDERS_IN_FLIGHT = Gauge("screenshot_renders_in_flight", "Renders running or waiting for a slot.")
@@ -49,6 +58,7 @@ READINESS = Counter(
 )
 BROWSER_CONTEXTS = Gauge("screenshot_browser_contexts_open", "Browser contexts open in Chromium.")
 BROWSER_PAGES = Gauge("screenshot_browser_pages_open", "Pages open in Chromium.")
+"""Both read from the running browser supervisors when scraped (see ``browser.supervisor``)."""
 AUTH_FAILURES = Counter(
     "screenshot_auth_failures_total", "Requests refused for a missing or wrong API key.", ["reason"]
 )
@@ -72,4 +82,23 @@ BLOCKED_REQUESTS = Counter(
 )
 CLIENT_DISCONNECTS = Counter(
     "screenshot_client_disconnects_total", "Requests cancelled because their client hung up."
+)
+
+# Uploads to Meta (WhatsApp Cloud API media)
+UPLOAD_SECONDS = Histogram(
+    "screenshot_meta_upload_seconds",
+    "Time to upload one image to WhatsApp, retries and backoff included.",
+    ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60),
+)
+UPLOADS = Counter("screenshot_meta_uploads_total", "Uploads to WhatsApp by outcome.", ["outcome"])
+UPLOAD_RETRIES = Counter(
+    "screenshot_meta_upload_retries_total",
+    "Upload attempts repeated, by why the one before failed.",
+    ["reason"],
+)
+UPLOAD_BYTES = Histogram(
+    "screenshot_meta_upload_bytes",
+    "Size of images sent to WhatsApp.",
+    buckets=(50e3, 100e3, 250e3, 500e3, 1e6, 2e6, 3e6, 4e6, 5e6),
 )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from .settings import ImageFormat
+from .browser.capture import ImageFormat
 
 ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"

@@ -1,4 +1,4 @@
-"""Typed settings: environment variables (``SCREENSHOT_*``) and the dashboards TOML file, validated once."""
+"""Typed settings: the ``SCREENSHOT_*`` environment variables, validated once at start-up."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
 
-from .phones import normalise as normalise_phone
+from .guard.phones import normalise as normalise_phone
 
 ENV_PREFIX = "SCREENSHOT_"
-DEFAULT_DASHBOARDS = "demo/dashboards.toml"
 
 Engine = Literal["playwright", "pyppeteer"]
 RateLimitText = Annotated[str, msgspec.Meta(pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$")]
 RateLimitUnit = Literal["second", "minute", "hour", "day"]
-ImageFormat = Literal["png", "jpeg"]
-WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
 
 
 class ConfigError(Exception):
@@ -283,126 +278,3 @@ def _name_variable(message: str) -> str:
     if not match:
         return message
     return f"{ENV_PREFIX}{match.group(1).upper()}: {message[: match.start()]}"
-
-
-# --- Dashboards file -------------------------------------------------------------------------
-
-
-class Param(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One URL template parameter: its default and the pattern a value must match in full."""
-
-    default: str | None = None
-    pattern: str = r"[A-Za-z0-9_-]{1,64}"
-    description: str = ""
-
-
-class Viewport(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Page size in CSS pixels and device scale factor."""
-
-    width: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 1280
-    height: Annotated[int, msgspec.Meta(ge=64, le=16384)] = 800
-    scale: Annotated[float, msgspec.Meta(gt=0, le=4)] = 1.0
-
-
-class Wait(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """When a page counts as ready; every condition given must hold, in this order."""
-
-    until: WaitUntil = "load"
-    selector: str | None = None
-    """A CSS selector that must be visible."""
-    expression: str | None = None
-    """A JavaScript expression that must become truthy."""
-    network_idle: bool = False
-    delay_ms: Annotated[int, msgspec.Meta(ge=0, le=30_000)] = 0
-
-
-class Cookie(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """A cookie set in the dashboard's own browser context; its value comes from an env var."""
-
-    name: str
-    value_env: str
-    path: str = "/"
-
-
-class Dashboard(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """A configured dashboard: where it lives, what it takes, and how to capture it."""
-
-    name: str = ""
-    title: str = ""
-    description: str = ""
-    url: str
-    """URL template: ``{param}`` placeholders, and ``{service}`` for the service's own base URL."""
-    params: dict[str, Param] = msgspec.field(default_factory=dict)
-    viewport: Viewport = msgspec.field(default_factory=Viewport)
-    wait: Wait = msgspec.field(default_factory=Wait)
-    selector: str | None = None
-    """Capture only the first element matching this CSS selector."""
-    full_page: bool = False
-    format: ImageFormat = "png"
-    quality: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
-    timezone: str | None = None
-    locale: str | None = None
-    timeout_ms: Annotated[int, msgspec.Meta(ge=500, le=300_000)] | None = None
-    headers_env: dict[str, str] = msgspec.field(default_factory=dict)
-    """Extra HTTP headers: header name -> name of the env var holding its (secret) value."""
-    cookies: list[Cookie] = msgspec.field(default_factory=list)
-    cache_ttl_s: Annotated[int, msgspec.Meta(ge=0)] = 0
-
-
-class DashboardsFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """The dashboards file: a default dashboard and a ``[dashboards.NAME]`` table each."""
-
-    default: str | None = None
-    dashboards: dict[str, Dashboard] = msgspec.field(default_factory=dict)
-
-
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-def load_dashboards(path: str, environ: Mapping[str, str]) -> DashboardsFile:
-    """Parse and check the dashboards file; ``""`` loads the demo shipped with the package."""
-    if path:
-        source = Path(path)
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"{ENV_PREFIX}DASHBOARDS_FILE: cannot read {path}: {exc.strerror}") from None
-    else:
-        data = resources.files("screenshot_service").joinpath(DEFAULT_DASHBOARDS).read_bytes()
-        path = "(demo)"
-    try:
-        parsed = msgspec.toml.decode(data, type=DashboardsFile)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ConfigError(f"dashboards file {path}: {exc}") from None
-    dashboards = {
-        name: msgspec.structs.replace(d, name=name, title=d.title or name)
-        for name, d in parsed.dashboards.items()
-    }
-    for name, dashboard in dashboards.items():
-        _check_dashboard(path, name, dashboard, environ)
-    if parsed.default is not None and parsed.default not in dashboards:
-        raise ConfigError(f"dashboards file {path}: default {parsed.default!r} is not a dashboard")
-    return DashboardsFile(default=parsed.default, dashboards=dashboards)
-
-
-def _check_dashboard(path: str, name: str, dashboard: Dashboard, environ: Mapping[str, str]) -> None:
-    where = f"dashboards file {path}: dashboards.{name}"
-    if not NAME_RE.fullmatch(name):
-        raise ConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_'")
-    authority = dashboard.url.partition("://")[2].partition("/")[0]
-    if set(re.findall(r"{(\w+)}", authority)) - {"service"}:
-        # The dashboard's origin is trusted by the browser's network policy: no request may choose it.
-        raise ConfigError(f"{where}.url: parameters may not appear in the scheme, host or port")
-    placeholders = set(re.findall(r"{(\w+)}", dashboard.url)) - {"service"}
-    if missing := placeholders - dashboard.params.keys():
-        raise ConfigError(f"{where}.url: placeholders without a param: {', '.join(sorted(missing))}")
-    for pname, param in dashboard.params.items():
-        try:
-            pattern = re.compile(param.pattern)
-        except re.error as exc:
-            raise ConfigError(f"{where}.params.{pname}.pattern: {exc}") from None
-        if param.default is not None and not pattern.fullmatch(param.default):
-            raise ConfigError(f"{where}.params.{pname}.default does not match its pattern")
-    for env_name in [*dashboard.headers_env.values(), *(c.value_env for c in dashboard.cookies)]:
-        if env_name not in environ:
-            raise ConfigError(f"{where}: environment variable {env_name} is not set")

@@ -1,0 +1,39 @@
+"""``POST /v1/media``: render a dashboard, upload it to WhatsApp, answer with the media id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import Body
+
+from ...dashboards.catalog import RenderPlan
+from ...schemas import MediaResponse, RenderRequest, UploadedImage
+from ...whatsapp.publisher import Publisher
+from .renders import RENDER_EXAMPLE
+
+
+@post(
+    "/media",
+    summary="Render a dashboard and upload it to WhatsApp",
+    description=(
+        "Renders like `POST /v1/renders`, makes the image fit WhatsApp's 5 MB, uploads it to the "
+        "WhatsApp Cloud API and answers with the media id to send. The image is not kept. "
+        "Errors are RFC 9457 problem details."
+    ),
+    status_code=200,
+)
+async def create_media(
+    request: Request[str, None, Any],
+    data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],  # decoded for the plan dependency
+    plan: NamedDependency[RenderPlan],
+    publisher: NamedDependency[Publisher],
+) -> Response[MediaResponse]:
+    published = await publisher.publish(plan)
+    uploaded = {name: getattr(published, name) for name in UploadedImage.__struct_fields__}
+    body = MediaResponse(**uploaded, request_id=request.scope["state"]["request_id"])
+    return Response(
+        body,
+        headers={"X-Queue-Ms": str(published.queue_ms), "X-Render-Readiness": published.readiness},
+    )

@@ -1,0 +1,45 @@
+"""``POST /v1/renders``: render a dashboard and answer with the image itself."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Response, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Body
+
+from ...dashboards.catalog import RenderPlan
+from ...rendering.renderer import Renderer
+from ...schemas import RenderRequest
+
+RENDER_EXAMPLE = Example(
+    summary="The sales dashboard for the last 7 days",
+    value={"dashboard": "sales", "params": {"range": "7d"}, "requester": "97699112233"},
+)
+
+
+@post(
+    "/renders",
+    summary="Render a dashboard to an image",
+    description="Answers with the PNG (or JPEG) bytes. Errors are RFC 9457 problem details.",
+    status_code=200,
+    media_type="image/png",
+    responses={},
+)
+async def create_render(
+    data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],  # decoded for the plan dependency
+    plan: NamedDependency[RenderPlan],
+    renderer: NamedDependency[Renderer],
+) -> Response[bytes]:
+    rendered = await renderer.render(plan)
+    return Response(
+        rendered.data,
+        media_type=rendered.mime_type,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Render-Ms": str(rendered.render_ms),
+            "X-Queue-Ms": str(rendered.queue_ms),
+            "X-Render-Readiness": rendered.readiness,
+        },
+    )

@@ -1,0 +1,48 @@
+"""Readiness of the browser: a real render of a blank page, its outcome reused for a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .. import metrics
+from ..errors import ServiceError
+from .capture import CaptureSpec, ContextSpec, Deadline
+from .supervisor import Supervisor
+
+_BLANK_CONTEXT = ContextSpec(width=64, height=64, scale=1)
+_BLANK_CAPTURE = CaptureSpec(url="about:blank", width=64, height=64)
+
+
+class BrowserProbe:
+    """``await probe.check()`` raises the :class:`ServiceError` of a browser that cannot render.
+
+    A browser that is gone is relaunched (or reconnected to) by the check, as by a render, within the
+    backoff: a replica that readiness probes took out of traffic comes back by itself. Probes that
+    arrive together share one check, and its outcome is reused for ``cache_s``.
+    """
+
+    def __init__(self, supervisor: Supervisor, cache_s: float, timeout_ms: float = 5000) -> None:
+        self._supervisor = supervisor
+        self._cache_s = cache_s
+        self._timeout_ms = timeout_ms
+        self._checked: tuple[float, ServiceError | None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._checked is None or now - self._checked[0] >= self._cache_s:
+                self._checked = (now, await self._check_once())
+            error = self._checked[1]
+        if error is not None:
+            raise error
+
+    async def _check_once(self) -> ServiceError | None:
+        try:
+            await self._supervisor.render(None, _BLANK_CONTEXT, _BLANK_CAPTURE, Deadline(self._timeout_ms))
+        except ServiceError as exc:
+            metrics.READY_CHECKS.labels(exc.slug).inc()
+            return exc
+        metrics.READY_CHECKS.labels("ok").inc()
+        return None

@@ -1,0 +1,417 @@
+"""The supervised browser: launch, crash and relaunch with backoff, recycling, and per-dashboard contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+import weakref
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from .. import metrics
+from ..errors import BrowserUnavailable, ServiceError
+from ..settings import Settings
+from . import processes
+from .capture import (
+    CaptureSpec,
+    ContextSpec,
+    Deadline,
+    Engine,
+    EngineContext,
+    EngineFactory,
+    create_engine,
+    open_within,
+)
+
+log = structlog.get_logger(__name__)
+
+STABLE_AFTER_S = 30.0
+"""A browser that lived this long before it died resets the relaunch backoff."""
+MAX_BACKOFF_S = 30.0
+WATCH_INTERVAL_S = 1.0
+"""How often orphans are reaped and the browser's memory is measured."""
+
+_RUNNING: weakref.WeakSet[Supervisor] = weakref.WeakSet()
+"""Supervisors started and not yet closed: what the browser gauges count (one, outside tests)."""
+
+
+def open_targets_everywhere() -> tuple[int, int]:
+    """(contexts, pages) open in the browsers of every running supervisor of this process."""
+    counts = [supervisor.open_targets() for supervisor in list(_RUNNING)]
+    return sum(c for c, _ in counts), sum(p for _, p in counts)
+
+
+metrics.BROWSER_CONTEXTS.set_function(lambda: open_targets_everywhere()[0])
+metrics.BROWSER_PAGES.set_function(lambda: open_targets_everywhere()[1])
+
+
+def backoff_s(failures: int) -> float:
+    """Delay before the next launch after ``failures`` launches in a row that failed or died young."""
+    if failures <= 0:
+        return 0.0
+    return min(MAX_BACKOFF_S, 0.5 * 2.0 ** (failures - 1)) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+class _Browser:
+    """One launched Chromium, the contexts opened in it, and the renders it is doing."""
+
+    def __init__(self, engine: Engine, number: int) -> None:
+        self.engine = engine
+        self.number = number
+        self.pgid = engine.pid
+        self.helpers: set[int] = set()
+        """Chromium's crash handlers for this browser: they leave its process group."""
+        self.contexts: dict[str, EngineContext] = {}
+        self.context_locks: dict[str, asyncio.Lock] = {}
+        self.in_flight = 0
+        self.renders = 0
+        self.started = time.monotonic()
+        self.dead = asyncio.Event()
+        self.retiring = False
+        self.closing = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead.is_set() and not self.closing and self.engine.connected
+
+
+class Supervisor:
+    """Owns the process's Chromium: renders go to the current browser, in per-dashboard contexts.
+
+    A browser that dies fails its renders at once (503) and is relaunched, with a backoff when
+    browsers keep dying young; one that has done ``browser_recycle_after`` renders or passes
+    ``browser_max_rss_mb`` is replaced: new renders go to its successor while it finishes its own,
+    then it is closed. Every browser's process group is killed when it goes and its orphans reaped
+    (by the :class:`~.processes.Reaper`).
+
+    Contexts are kept per key (a dashboard with its default context options) so a dashboard's cookies
+    and headers stay its own without paying for a new context on every render; a render with no key
+    (a raw URL, or overridden context options) gets a fresh context that is closed after it.
+    """
+
+    def __init__(self, settings: Settings, engine_factory: EngineFactory = create_engine) -> None:
+        self._settings = settings
+        self._engine_factory = engine_factory
+        self._current: _Browser | None = None
+        self._draining: set[_Browser] = set()
+        self._reaper = processes.Reaper()
+        self._launch: asyncio.Task[_Browser] | None = None
+        self._failures = 0
+        self._next_launch_at = 0.0
+        self._generation = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def engine_name(self) -> str:
+        return self._settings.engine
+
+    @property
+    def connected(self) -> bool:
+        return self._current is not None and self._current.alive
+
+    @property
+    def generation(self) -> int:
+        """How many browsers have been launched so far."""
+        return self._generation
+
+    async def start(self) -> None:
+        """Launch (or connect to) Chromium; raises :class:`BrowserUnavailable` if it cannot.
+
+        Supervision starts either way: a browser that could not start is launched again on demand.
+        """
+        self._closed = False
+        _RUNNING.add(self)
+        self._reaper.start()  # orphans of a crashed Chromium come to us, to be reaped
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch())
+        self._install(await self._launch_browser())
+
+    async def close(self) -> None:
+        """Close every browser (draining ones too), kill their process groups and reap them."""
+        self._closed = True
+        for task in (self._watcher, self._launch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ServiceError):
+                    await task
+        self._watcher = self._launch = None
+        browsers = [b for b in (self._current, *self._draining) if b is not None]
+        self._current = None
+        for browser in browsers:
+            await self._dispose(browser)
+        if self._tasks:  # disposals and replacements under way
+            await asyncio.wait(list(self._tasks), timeout=10)
+        await self._reaper.close()
+        _RUNNING.discard(self)
+
+    # --- Rendering ------------------------------------------------------------------------------
+
+    async def render(
+        self, key: str | None, context: ContextSpec, capture: CaptureSpec, deadline: Deadline
+    ) -> bytes:
+        """Capture one page in the current browser; pages (and a keyless context) are closed on every
+        path, and a render whose browser dies under it fails at once with a 503."""
+        browser = await self._browser_for(deadline)
+        browser.in_flight += 1
+        try:
+            return await self._render_in(browser, key, context, capture, deadline)
+        finally:
+            browser.in_flight -= 1
+            browser.renders += 1
+            self._after_render(browser)
+
+    async def _render_in(
+        self,
+        browser: _Browser,
+        key: str | None,
+        context: ContextSpec,
+        capture: CaptureSpec,
+        deadline: Deadline,
+    ) -> bytes:
+        work = asyncio.ensure_future(self._capture(browser, key, context, capture, deadline))
+        died = asyncio.ensure_future(browser.dead.wait())
+        try:
+            await asyncio.wait({work, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            died.cancel()
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work})  # its pages closed; its error, if any, is not ours to raise
+        finished = work.done() and not work.cancelled()
+        if browser.dead.is_set() and not (finished and work.exception() is None):
+            # Whatever the render saw (a closed target, a timeout), the cause is the browser.
+            raise BrowserUnavailable(
+                "The browser crashed during this render and has been restarted; retry the request.",
+                retry_after=max(1, math.ceil(self._next_launch_at - time.monotonic())),
+            )
+        return work.result()
+
+    async def _capture(
+        self,
+        browser: _Browser,
+        key: str | None,
+        context: ContextSpec,
+        capture: CaptureSpec,
+        deadline: Deadline,
+    ) -> bytes:
+        if key is None:
+            fresh = await self._new_context(browser, context, deadline)
+            try:
+                return await fresh.capture(capture, deadline)
+            finally:
+                await fresh.close()
+        shared = await self._context_for(browser, key, context, deadline)
+        return await shared.capture(capture, deadline)
+
+    async def _context_for(
+        self, browser: _Browser, key: str, spec: ContextSpec, deadline: Deadline
+    ) -> EngineContext:
+        lock = browser.context_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            context = browser.contexts.get(key)
+            if context is None:
+                context = await self._new_context(browser, spec, deadline)
+                browser.contexts[key] = context
+            return context
+
+    @staticmethod
+    async def _new_context(browser: _Browser, spec: ContextSpec, deadline: Deadline) -> EngineContext:
+        return await open_within(deadline, "context", browser.engine.new_context(spec), _close_context)
+
+    async def _browser_for(self, deadline: Deadline) -> _Browser:
+        """The current browser; while it is being (re)launched, the launch, within the deadline."""
+        current = self._current
+        if current is not None and current.alive:
+            return current
+        if self._closed:
+            raise BrowserUnavailable("The service is shutting down.", retry_after=1)
+        wait_s = self._next_launch_at - time.monotonic()
+        if wait_s * 1000 >= deadline.remaining_ms():
+            raise BrowserUnavailable(
+                "The browser is down and will be relaunched shortly; retry the request.",
+                retry_after=max(1, math.ceil(wait_s)),
+            )
+        launch = self._relaunch_soon()
+        return await deadline.run("browser", lambda _: asyncio.shield(launch))
+
+    # --- Supervision ----------------------------------------------------------------------------
+
+    async def _launch_browser(self) -> _Browser:
+        browser: _Browser | None = None
+
+        def lost() -> None:
+            if browser is not None:
+                self._lost(browser)
+
+        engine = self._engine_factory(self._settings, lost)
+        try:
+            await engine.start()
+        except BrowserUnavailable:
+            self._failures += 1
+            self._next_launch_at = time.monotonic() + backoff_s(self._failures)
+            raise
+        self._generation += 1
+        browser = _Browser(engine, self._generation)
+        browser.helpers = self._reaper.adopt(browser.pgid)
+        log.info("browser started", engine=engine.name, generation=browser.number, pid=browser.pgid)
+        if not engine.connected:  # died while we were looking away
+            self._lost(browser)
+        return browser
+
+    def _install(self, browser: _Browser) -> None:
+        """Make ``browser`` the one new renders go to; the one it replaces drains and is closed."""
+        if self._closed:
+            self._spawn(self._dispose(browser))
+            return
+        old, self._current = self._current, browser
+        if old is not None and old is not browser:
+            self._drain(old)
+
+    def _drain(self, browser: _Browser) -> None:
+        if browser.in_flight == 0:
+            self._spawn(self._dispose(browser))
+        else:
+            self._draining.add(browser)  # closed by its last render (see _after_render)
+
+    def _relaunch_soon(self) -> asyncio.Task[_Browser]:
+        """The launch under way, or a new one (after the backoff delay)."""
+        if self._launch is None or self._launch.done():
+            self._launch = asyncio.create_task(self._relaunch())
+            self._launch.add_done_callback(_retrieve)
+        return self._launch
+
+    async def _relaunch(self) -> _Browser:
+        if (delay := self._next_launch_at - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        current = self._current
+        if current is not None and current.alive:
+            return current
+        metrics.BROWSER_RESTARTS.inc()
+        try:
+            browser = await self._launch_browser()
+        except BrowserUnavailable as exc:
+            log.error("browser relaunch failed", detail=exc.detail, failures=self._failures)  # noqa: TRY400
+            raise
+        self._install(browser)
+        return browser
+
+    def _lost(self, browser: _Browser) -> None:
+        """The engine says the browser is gone (crashed, killed, connection lost): fail its renders now."""
+        if browser.closing or browser.dead.is_set():
+            return
+        browser.dead.set()
+        metrics.BROWSER_CRASHES.inc()
+        lived = time.monotonic() - browser.started
+        self._failures = 0 if lived >= STABLE_AFTER_S else self._failures + 1
+        self._next_launch_at = time.monotonic() + backoff_s(self._failures)
+        log.warning(
+            "browser lost",
+            generation=browser.number,
+            renders_in_flight=browser.in_flight,
+            lived_s=round(lived, 1),
+            relaunch_in_s=round(max(0.0, self._next_launch_at - time.monotonic()), 2),
+        )
+        self._draining.discard(browser)
+        self._spawn(self._dispose(browser))
+        if browser is self._current:
+            self._current = None
+            if not self._closed:
+                self._relaunch_soon()
+
+    def _after_render(self, browser: _Browser) -> None:
+        limit = self._settings.browser_recycle_after
+        if limit and browser.renders >= limit:
+            self._retire(browser, "renders")
+        if browser in self._draining and browser.in_flight == 0:
+            self._draining.discard(browser)
+            self._spawn(self._dispose(browser))
+
+    def _retire(self, browser: _Browser, reason: str) -> None:
+        """Replace a healthy browser that has worked enough (or grown too big) without failing a render."""
+        if browser.retiring or not browser.alive or browser is not self._current or self._closed:
+            return
+        browser.retiring = True
+        metrics.BROWSER_RECYCLES.labels(reason).inc()
+        log.info("browser recycling", generation=browser.number, reason=reason, renders=browser.renders)
+        self._spawn(self._replace(browser))
+
+    async def _replace(self, old: _Browser) -> None:
+        try:
+            browser = await self._launch_browser()
+        except BrowserUnavailable as exc:
+            log.warning("browser recycle postponed", detail=exc.detail)
+            old.retiring = False  # keep serving with the old one; try again later
+            return
+        current = self._current
+        if current is not None and current is not old and current.alive:
+            self._spawn(self._dispose(browser))  # a relaunch got there first
+        else:
+            self._install(browser)
+
+    async def _dispose(self, browser: _Browser) -> None:
+        """Close a browser's contexts and the browser, kill what is left of its group, reap it."""
+        browser.closing = True
+        self._draining.discard(browser)
+        contexts = list(browser.contexts.values())
+        browser.contexts.clear()
+        try:
+            for context in contexts:
+                await context.close()
+            await browser.engine.close()
+        finally:
+            await self._reaper.release(browser.pgid, browser.helpers)
+        log.info("browser closed", generation=browser.number, renders=browser.renders)
+
+    async def _watch(self) -> None:
+        """Reap orphans of every browser we launched; recycle the current one when it grows too big."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self._reaper.busy:
+                current = await asyncio.to_thread(self._watch_once, self._current)
+                if current is not None:
+                    self._retire(current, "memory")
+
+    def _watch_once(self, current: _Browser | None) -> _Browser | None:
+        """One look at the process table (in a thread): reap, measure; the browser to recycle, if any."""
+        table = processes.process_table()
+        self._reaper.sweep(table)
+        if current is None or current.pgid is None or not current.alive:
+            return None
+        rss = processes.group_rss_bytes(current.pgid, table)
+        metrics.BROWSER_RSS.set(rss)
+        limit = self._settings.browser_max_rss_mb * 1024 * 1024
+        return current if limit and rss > limit else None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_retrieve)
+
+    # --- Introspection ------------------------------------------------------------------------------
+
+    def open_targets(self) -> tuple[int, int]:
+        """(browser contexts, pages) open right now, as the browsers themselves count them."""
+        contexts = pages = 0
+        for browser in (self._current, *self._draining):
+            if browser is not None and not browser.closing:
+                c, p = browser.engine.open_targets()
+                contexts, pages = contexts + c, pages + p
+        return contexts, pages
+
+
+async def _close_context(context: EngineContext) -> None:
+    await context.close()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a background task's exception as seen (it was logged where it happened)."""
+    if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, ServiceError):
+        log.error("background task failed", exc_info=exc)

@@ -1,0 +1,1 @@
+"""Who may render what, how often, and where the browser may go: checks made before any browser work."""

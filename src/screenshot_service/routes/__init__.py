@@ -1,1 +1,0 @@
-"""HTTP routes: decode the request, call a service, encode the answer. Only the app imports these."""

@@ -1,0 +1,1 @@
+"""WhatsApp: the Graph API client, the publisher (render, fit, upload, forget), images and temp files."""
