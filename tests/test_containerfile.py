@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -71,15 +73,41 @@ def test_chromium_and_the_fonts_the_makefile_installs() -> None:
     apt_packages = re.search(r"^APT_PACKAGES := (.+)$", makefile, re.MULTILINE)
     assert apt_packages
     assert set(apt_packages.group(1).split()) <= installed
-    assert "tini" in installed
+    assert "tini" not in installed, "the service reaps Chromium's orphans itself; a second reaper races it"
 
 
-def test_non_root_tini_and_the_serve_command() -> None:
+def test_non_root_and_the_serve_command() -> None:
     final = stages()[-1]
     user = args_of(final, "USER")[-1]
     assert user.split(":")[0] not in {"0", "root"}
-    assert json.loads(args_of(final, "ENTRYPOINT")[-1]) == ["/usr/bin/tini", "--"]
-    assert json.loads(args_of(final, "CMD")[-1]) == ["screenshot-service", "serve"]
+    assert json.loads(args_of(final, "ENTRYPOINT")[-1]) == ["screenshot-service"]
+    assert json.loads(args_of(final, "CMD")[-1]) == ["serve"]
+
+
+def test_the_image_installs_the_wheel_without_the_development_tools(tmp_path: Path) -> None:
+    """The build stage runs `pip install .`, which builds this wheel: the service is in, `dev/` is not."""
+    assert "/opt/venv/bin/pip install --no-compile ." in " ".join(args_of(stages()[0], "RUN"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            tmp_path,
+            ROOT,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("screenshot_service-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "screenshot_service/app.py" in names
+    assert "screenshot_service/browser/supervisor.py" in names
+    assert not [name for name in names if name.startswith("screenshot_service/dev/")]
 
 
 def test_exposes_the_port_it_listens_on() -> None:
