@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 APT_PACKAGES := chromium fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 
-.PHONY: install system-deps run test lint bench docs clean
+.PHONY: install system-deps run test test-fast lint bench docs clean
 
 install: $(STAMP) system-deps
 
@@ -28,7 +28,11 @@ run: install
 	$(BIN)/screenshot-service demo
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast tier for local work: everything but the fault, n8n, fuzz and bench tiers (marked `slow`).
+test-fast: install
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.bench
+@pytest.mark.slow
 def test_quick_bench_writes_figures_and_targets(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     bench = subprocess.Popen(

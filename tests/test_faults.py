@@ -26,6 +26,8 @@ from .support.metrics import Metrics
 from .support.problems import assert_problem
 from .support.service import ServiceClient, running_service
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def faults_dashboards(tmp_path_factory: pytest.TempPathFactory, pages_url: str) -> Path:

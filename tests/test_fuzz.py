@@ -24,6 +24,8 @@ from .support.emulator import EMULATOR_TOKEN, PHONE_NUMBER_ID
 from .support.servers import closed_port, wait_until_up
 from .support.service import API_KEY
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 60
 
 

@@ -17,6 +17,8 @@ from .support.figures import FAULT_FIGURES
 from .support.problems import assert_problem
 from .support.service import ServiceClient, running_service
 
+pytestmark = pytest.mark.slow
+
 
 class MediaService(ServiceBrowser):
     def __init__(self, client: ServiceClient, others: set[int], temp_dir: Path) -> None:

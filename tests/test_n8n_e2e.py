@@ -41,7 +41,7 @@ REPLY_TIMEOUT_S = 60
 TEST_ID = "DashBotUnderTest"
 
 # The first test starts n8n, or with REQUIRE_N8N=1 may first install it (minutes, once per machine).
-pytestmark = pytest.mark.timeout(3900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3900)]
 
 
 @pytest.fixture(scope="module")
