@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -153,6 +153,26 @@ def _close_orphan(done: asyncio.Future[T], close: Callable[[T], Awaitable[None]]
     task = asyncio.ensure_future(close(done.result()))
     _closing.add(task)
     task.add_done_callback(_closing.discard)
+
+
+async def until_set(work: Awaitable[T], event: asyncio.Event) -> asyncio.Future[T]:
+    """Run ``work`` until it finishes or ``event`` is set, whichever comes first; cut short, it is
+    cancelled and waited for (its pages closed). Returns its future, done either way."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its error, if any, is the caller's to weigh
+    return task
+
+
+def succeeded(done: asyncio.Future[Any]) -> bool:
+    """Whether a finished future holds a result (not an error, not a cancellation)."""
+    return not done.cancelled() and done.exception() is None
 
 
 async def close_within(what: str, closing: Awaitable[object], *ignored: type[BaseException]) -> None:

@@ -36,6 +36,8 @@ from .capture import (
     close_within,
     no_element,
     open_within,
+    succeeded,
+    until_set,
 )
 from .flags import chromium_args
 
@@ -318,16 +320,8 @@ async def _close_page(page: Any) -> None:
 
 async def _unless_crashed(work: Coroutine[Any, Any, bytes], crashed: asyncio.Event) -> bytes:
     """``work``'s result, or :class:`PageCrashed` at once when the page's renderer dies under it."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(crashed.wait())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-    if crashed.is_set() and not (not task.cancelled() and task.exception() is None):
+    task = await until_set(work, crashed)
+    if crashed.is_set() and not succeeded(task):
         raise PageCrashed(
             "The page crashed (it may have run out of memory; see SCREENSHOT_PAGE_HEAP_MB).",
             step="capture",

@@ -26,6 +26,8 @@ from .capture import (
     EngineFactory,
     create_engine,
     open_within,
+    succeeded,
+    until_set,
 )
 
 log = structlog.get_logger(__name__)
@@ -175,17 +177,8 @@ class Supervisor:
         capture: CaptureSpec,
         deadline: Deadline,
     ) -> bytes:
-        work = asyncio.ensure_future(self._capture(browser, key, context, capture, deadline))
-        died = asyncio.ensure_future(browser.dead.wait())
-        try:
-            await asyncio.wait({work, died}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            died.cancel()
-            if not work.done():
-                work.cancel()
-                await asyncio.wait({work})  # its pages closed; its error, if any, is not ours to raise
-        finished = work.done() and not work.cancelled()
-        if browser.dead.is_set() and not (finished and work.exception() is None):
+        work = await until_set(self._capture(browser, key, context, capture, deadline), browser.dead)
+        if browser.dead.is_set() and not succeeded(work):
             # Whatever the render saw (a closed target, a timeout), the cause is the browser.
             raise BrowserUnavailable(
                 "The browser crashed during this render and has been restarted; retry the request.",
