@@ -12,22 +12,9 @@ from litestar.exceptions import HTTPException
 from screenshot_service.api.problems import from_http_exception, problem_body
 from screenshot_service.errors import HttpRefused, ServiceError
 
+from .support.metrics import Metrics
+from .support.problems import assert_problem
 from .support.service import running_service
-
-PROBLEM = "urn:screenshot-service:problem:"
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, object] = response.json()
-    assert body["type"] == PROBLEM + slug
-    assert body["status"] == status
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert "Traceback" not in response.text
-    return body
 
 
 @pytest.mark.parametrize(
@@ -91,7 +78,12 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 async def test_bad_requests(
     service: httpx.AsyncClient, body: dict[str, object], status: int, slug: str, field: str | None
 ) -> None:
+    before = (await Metrics.read(service)).value("screenshot_problems_total", type=slug, status=str(status))
+
     problem = assert_problem(await service.post("/v1/renders", json=body), status, slug)
+
+    after = (await Metrics.read(service)).value("screenshot_problems_total", type=slug, status=str(status))
+    assert after == before + 1  # every problem is counted by its type
     if field is not None:
         assert problem["field"] == field
         assert field in str(problem["detail"])

@@ -29,6 +29,10 @@ BROWSER_RECYCLES = Counter(
     "screenshot_browser_recycles_total", "Healthy browsers replaced, by reason (renders, memory).", ["reason"]
 )
 BROWSER_RSS = Gauge("screenshot_browser_rss_bytes", "Resident memory of the current browser's processes.")
+BROWSER_RSS_LIMIT = Gauge(
+    "screenshot_browser_rss_limit_bytes",
+    "The resident memory past which the browser is recycled (SCREENSHOT_BROWSER_MAX_RSS_MB; 0 = none).",
+)
 QUEUE_DEPTH = Gauge("screenshot_render_queue_depth", "Renders waiting for a render slot.")
 QUEUE_WAIT_SECONDS = Histogram(
     "screenshot_render_queue_wait_seconds",
@@ -79,6 +83,11 @@ BLOCKED_REQUESTS = Counter(
     "screenshot_blocked_requests_total",
     "Requests the browser (or a raw URL) was not allowed to make, by reason (loopback, metadata...).",
     ["reason"],
+)
+PROBLEMS = Counter(
+    "screenshot_problems_total",
+    "Problem answers (RFC 9457) by problem type and HTTP status: every refusal and failure the API gives.",
+    ["type", "status"],
 )
 CLIENT_DISCONNECTS = Counter(
     "screenshot_client_disconnects_total", "Requests cancelled because their client hung up."

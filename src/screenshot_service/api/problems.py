@@ -26,6 +26,7 @@ from litestar.plugins.problem_details import (
 )
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
+from .. import metrics
 from ..errors import (
     BadRequest,
     BodyTooLarge,
@@ -130,6 +131,7 @@ class _Problem(ProblemDetailsException):
 
 
 def _to_problem(error: ServiceError) -> ProblemDetailsException:
+    metrics.PROBLEMS.labels(error.problem_slug, str(error.status_code)).inc()
     body = problem_body(error)
     return _Problem(
         detail=error.detail,

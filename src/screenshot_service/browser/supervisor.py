@@ -99,6 +99,7 @@ class Supervisor:
     def __init__(self, settings: Settings, engine_factory: EngineFactory = create_engine) -> None:
         self._settings = settings
         self._engine_factory = engine_factory
+        metrics.BROWSER_RSS_LIMIT.set(settings.browser_max_rss_mb * 1024 * 1024)
         self._current: _Browser | None = None
         self._draining: set[_Browser] = set()
         self._reaper = processes.Reaper()
