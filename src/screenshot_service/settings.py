@@ -135,6 +135,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Let the browser reach private, loopback, link-local and CGNAT addresses (never metadata)."""
     allowed_networks: tuple[str, ...] = ()
     """CIDRs the browser may reach even though they are private (e.g. ``10.20.0.0/16``)."""
+    egress_proxy_host: str = "127.0.0.1"
+    """Address the browser's egress proxy listens on (every connection Chromium makes goes through it and
+    the network policy); set it to an address a remote browser (``SCREENSHOT_BROWSER_WS_ENDPOINT``) can
+    reach when that browser runs on another host."""
     log_hash_key: Secret = Secret("")
     """Key of the hash in masked phone numbers; random per process when empty (unstable across restarts)."""
 
