@@ -71,6 +71,18 @@ async def test_per_phone_limit_counts_every_written_form_of_a_number(
 
 
 @pytest.mark.parametrize(
+    "written", ["(976) 8800 0111", "+(976) 8800-0111", "976.8800.0111", "+976 (88) 00 01 11"]
+)
+async def test_brackets_and_separators_in_a_requester_are_ignored(
+    service: httpx.AsyncClient, written: str
+) -> None:
+    """The README's rule: digits with an optional '+'; spaces, dashes, dots and brackets ignored."""
+    response = await service.post("/v1/renders", json={"dashboard": "nope", "requester": written})
+    # Past the requester checks (a well-formed number): refused only for the unknown dashboard.
+    assert_problem(response, 404, "unknown-dashboard")
+
+
+@pytest.mark.parametrize(
     "body",
     [
         pytest.param({"dashboard": "box", "requester": "97600000000"}, id="not-on-allowlist"),

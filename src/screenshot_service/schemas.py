@@ -9,6 +9,8 @@ import msgspec
 from .browser.capture import ImageFormat
 
 ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
+# The characters a written phone number may have; ``guard.phones.normalise`` decides whether it is one.
+REQUESTER_PATTERN = r"^\+?[0-9 ().-]{7,31}$"
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
 
 
@@ -29,10 +31,9 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     ] = msgspec.field(default_factory=dict)
     url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     """A raw URL instead of a dashboard; only when the operator enabled raw URLs."""
-    requester: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^\+?[0-9][0-9 ().-]{5,30}$")] | None = (
-        None
-    )
-    """The WhatsApp number the render is for: allowlisted, rate limited, logged masked."""
+    requester: Annotated[str, msgspec.Meta(max_length=32, pattern=REQUESTER_PATTERN)] | None = None
+    """The WhatsApp number the render is for: allowlisted, rate limited, logged masked. Digits with an
+    optional leading ``+``; spaces, dashes, dots and brackets are ignored (``+976 (9911) 22-33``)."""
     viewport: ViewportOverride | None = None
     full_page: bool | None = None
     selector: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
