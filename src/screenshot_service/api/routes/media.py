@@ -11,6 +11,7 @@ from litestar.params import Body
 from ...dashboards.catalog import RenderPlan
 from ...schemas import MediaResponse, RenderRequest, UploadedImage
 from ...whatsapp.publisher import Publisher
+from . import plans
 from .renders import RENDER_EXAMPLE
 
 
@@ -23,6 +24,7 @@ from .renders import RENDER_EXAMPLE
         "Errors are RFC 9457 problem details."
     ),
     status_code=200,
+    before_request=plans.strict_body,
 )
 async def create_media(
     request: Request[str, None, Any],

@@ -12,6 +12,7 @@ from litestar.params import Body
 from ...dashboards.catalog import RenderPlan
 from ...rendering.renderer import Renderer
 from ...schemas import RenderRequest
+from . import plans
 
 RENDER_EXAMPLE = Example(
     summary="The sales dashboard for the last 7 days",
@@ -24,6 +25,7 @@ RENDER_EXAMPLE = Example(
     summary="Render a dashboard to an image",
     description="Answers with the PNG (or JPEG) bytes. Errors are RFC 9457 problem details.",
     status_code=200,
+    before_request=plans.strict_body,
     media_type="image/png",
     responses={},
 )
