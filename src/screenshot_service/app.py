@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.stores.base import NamespacedStore
 from litestar.stores.memory import MemoryStore
@@ -23,6 +23,7 @@ from .api.auth import ApiKeyMiddleware, ApiKeys
 from .api.middleware import CancelOnDisconnect, RequestId
 from .api.problems import internal_error, problem_details_plugin
 from .api.routes import dashboards, health, media, plans, renders
+from .api.routes.metrics import metrics_controller
 from .browser.capture import EngineFactory, create_engine
 from .browser.probe import BrowserProbe
 from .browser.supervisor import Supervisor
@@ -73,6 +74,7 @@ def create_app(
             settings.meta_access_token.reveal(),
             settings.redis_url.reveal(),
             settings.log_hash_key.reveal(),
+            settings.metrics_token.reveal(),
             *catalog.secret_values(),
         ],
         masker,
@@ -108,7 +110,13 @@ def create_app(
     )
     prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
     app = Litestar(
-        route_handlers=[api, health.healthz, health.readyz, PrometheusController, *_demo_routes(settings)],
+        route_handlers=[
+            api,
+            health.healthz,
+            health.readyz,
+            metrics_controller(settings),
+            *_demo_routes(settings),
+        ],
         dependencies={
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
             for name, value in {
@@ -143,7 +151,12 @@ def create_app(
             path="/openapi",
             components=Components(
                 security_schemes={
-                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")
+                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+                    **(
+                        {"metricsToken": SecurityScheme(type="http", scheme="bearer")}
+                        if settings.metrics_token
+                        else {}
+                    ),
                 }
             ),
         ),

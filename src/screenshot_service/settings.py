@@ -141,6 +141,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Let the browser reach private, loopback, link-local and CGNAT addresses (never metadata)."""
     allowed_networks: tuple[str, ...] = ()
     """CIDRs the browser may reach even though they are private (e.g. ``10.20.0.0/16``)."""
+    metrics_token: Secret = Secret("")
+    """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (401 otherwise); empty means
+    public, for a scrape from inside the cluster only. It shows API key names and dashboard names."""
     log_hash_key: Secret = Secret("")
     """Key of the hash in masked phone numbers; random per process when empty (unstable across restarts)."""
 
