@@ -112,9 +112,9 @@ def _validation_error(exc: ValidationException) -> InvalidRequest:
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     message = str(first.get("message") or exc.detail)
     field = str(first.get("key") or "body")
-    if " - at `$." in message:
-        message, _, path = message.partition(" - at `$.")
-        field = path.rstrip("`")
+    # msgspec's "... - at `$.viewport.width`", or "... - at `key` in `$.params`" for a mapping's key.
+    if located := re.search(r" - at (?:`key` in )?`\$\.([^`]+)`$", message):
+        message, field = message[: located.start()], located.group(1)
     elif unknown := re.search(r"unknown field `([^`]+)`", message):
         field = unknown.group(1)
     return InvalidRequest(f"{field}: {message}", field=field)
