@@ -157,9 +157,27 @@ async def test_body_too_large(service: httpx.AsyncClient) -> None:
     assert_problem(await service.post("/v1/renders", json=body), 413, "body-too-large")
 
 
-async def test_unknown_route_and_method(service: httpx.AsyncClient) -> None:
+async def test_unknown_route(service: httpx.AsyncClient) -> None:
     assert_problem(await service.get("/v1/nothing-here"), 404, "not-found")
-    assert_problem(await service.get("/v1/renders"), 405, "method-not-allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        pytest.param("GET", "/v1/renders", {"POST", "OPTIONS"}, id="get-renders"),
+        pytest.param("TRACE", "/v1/media", {"POST", "OPTIONS"}, id="trace-media"),
+        pytest.param("DELETE", "/v1/dashboards", {"GET", "HEAD", "OPTIONS"}, id="delete-dashboards"),
+        pytest.param("POST", "/healthz", {"GET", "HEAD", "OPTIONS"}, id="post-healthz"),
+        pytest.param("PUT", "/metrics", {"GET", "HEAD", "OPTIONS"}, id="put-metrics"),
+    ],
+)
+async def test_wrong_method_is_405_with_allow(
+    service: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = await service.request(method, path)
+    assert_problem(response, 405, "method-not-allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= allowed - {"HEAD"}
+    assert method not in response.headers["allow"]
 
 
 @pytest.mark.parametrize(
