@@ -259,3 +259,10 @@ def test_other_http_refusals_keep_their_status(status: int, slug: str) -> None:
     error = from_http_exception(HTTPException(status_code=status, detail="refused"))
     body = problem_body(error)
     assert (body["status"], body["type"]) == (status, f"urn:screenshot-service:problem:{slug}")
+
+
+@pytest.mark.parametrize("path", ["/v1/dashboards", "/healthz"])
+async def test_a_body_on_a_route_that_takes_none_is_400(service: httpx.AsyncClient, path: str) -> None:
+    response = await service.request("GET", path, content=b'{"dashboard": "box"}')
+    assert_problem(response, 400, "bad-request")
+    assert (await service.get(path)).status_code == 200

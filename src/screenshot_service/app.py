@@ -21,6 +21,7 @@ from litestar.types import ControllerRouterHandler
 from . import __version__
 from .api.auth import ApiKeyMiddleware, ApiKeys
 from .api.middleware import CancelOnDisconnect, RequestId
+from .api.openapi import tell_the_truth
 from .api.problems import internal_error, problem_details_plugin
 from .api.routes import dashboards, health, media, plans, renders
 from .api.routes.metrics import metrics_controller
@@ -104,7 +105,6 @@ def create_app(
             *([key_limit.middleware] if key_limit else []),
             CancelOnDisconnect(),
         ],
-        dependencies={"plan": Provide(plans.admitted_plan)},
         security=[{"apiKey": []}],
         tags=["v1"],
     )
@@ -143,6 +143,7 @@ def create_app(
             problem_details_plugin(),
         ],
         exception_handlers={Exception: internal_error},
+        before_request=plans.no_body,  # the render routes decode theirs with plans.strict_body instead
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Dashboard screenshot service",
@@ -161,6 +162,7 @@ def create_app(
             ),
         ),
     )
+    tell_the_truth(app.openapi_schema, settings)
     app.state.supervisor = supervisor  # for tests that count what the browser has open
     # Outside Litestar's own exception handling, so routing errors and auth failures carry the id too.
     app.asgi_handler = RequestId()(app.asgi_handler)

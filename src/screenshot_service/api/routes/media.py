@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body
 
 from ...dashboards.catalog import RenderPlan
 from ...schemas import MediaResponse, RenderRequest, UploadedImage
 from ...whatsapp.publisher import Publisher
+from ..openapi import RENDER, problem_responses
 from . import plans
 from .renders import RENDER_EXAMPLE
 
@@ -25,6 +26,8 @@ from .renders import RENDER_EXAMPLE
     ),
     status_code=200,
     before_request=plans.strict_body,
+    dependencies={"plan": Provide(plans.admitted_plan)},
+    responses=problem_responses(*RENDER),
 )
 async def create_media(
     request: Request[str, None, Any],

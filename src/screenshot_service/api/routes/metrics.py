@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ...settings import Settings
 from ..auth import bearer_guard
+from ..openapi import problem_responses
 
 
 def metrics_controller(settings: Settings) -> type[PrometheusController]:
@@ -23,6 +24,7 @@ def metrics_controller(settings: Settings) -> type[PrometheusController]:
             media_type=CONTENT_TYPE_LATEST,
             summary="Prometheus metrics, in the text exposition format",
             include_in_schema=True,
+            responses=problem_responses(401) if token else None,
         )
         async def get(self) -> Response[bytes]:
             response: Response[bytes] = await PrometheusController.get.fn(self)

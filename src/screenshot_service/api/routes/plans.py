@@ -17,6 +17,12 @@ from ...logs import bind
 from ...schemas import RenderRequest
 
 
+async def no_body(request: Request[Any, Any, Any]) -> None:
+    """Refuse a body on a route that takes none (GET and HEAD here): it would be ignored, silently."""
+    if await request.body():
+        raise ClientException(f"{request.method} {request.url.path} takes no body.")
+
+
 async def strict_body(request: Request[Any, Any, Any]) -> None:
     """Decode the body as a :class:`RenderRequest` with msgspec's strict rules before Litestar does.
 
