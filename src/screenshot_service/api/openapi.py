@@ -19,7 +19,7 @@ from .problems import PROBLEM_MEDIA_TYPE
 # The problems of every /v1 route: no key, too many requests for it, a rate limiter that is down.
 V1 = (401, 429, 503)
 # ...and of a render request: its body, its fields, its allowlists, its dashboard, the render itself.
-RENDER = (*V1, 400, 403, 404, 413, 415, 422, 502, 504)
+RENDER = (*V1, 400, 403, 404, 413, 422, 502, 504)
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
