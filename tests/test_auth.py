@@ -7,7 +7,7 @@ import pytest
 
 from .support.metrics import Metrics
 from .support.problems import assert_problem
-from .support.service import API_KEY, OTHER_KEY
+from .support.service import API_KEY, OTHER_KEY, running_service
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,34 @@ async def test_auth_failures_are_counted(service: httpx.AsyncClient) -> None:
         await anonymous.get("/v1/dashboards", headers={"X-API-Key": "nope-nope-nope-nope"})
         after = (await Metrics.read(anonymous)).value(failures, reason="invalid")
     assert after == before + 1
+
+
+METRICS_TOKEN = "metrics-Qm4t7Zx2Lp9Vw3Ks8Rb"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-token"),
+        pytest.param({"Authorization": "Bearer metrics-wrong-token-0000"}, id="wrong-token"),
+        pytest.param({"Authorization": f"Bearer {METRICS_TOKEN}x"}, id="token-plus-one"),
+        pytest.param({"Authorization": f"Basic {METRICS_TOKEN}"}, id="wrong-scheme"),
+        pytest.param({"X-API-Key": API_KEY}, id="an-api-key-is-not-the-token"),
+        pytest.param({"X-API-Key": METRICS_TOKEN}, id="token-in-the-api-key-header"),
+    ],
+)
+async def test_metrics_token_guards_metrics(headers: dict[str, str]) -> None:
+    async with (
+        running_service({"metrics_token": METRICS_TOKEN}) as service,
+        httpx.AsyncClient(base_url=str(service.base_url)) as anonymous,
+    ):
+        refused = await anonymous.get("/metrics", headers=headers)
+        scraped = await anonymous.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        probes = [(await anonymous.get(route)).status_code for route in ("/healthz", "/readyz")]
+    problem = assert_problem(refused, 401, "unauthorized")
+    assert METRICS_TOKEN not in str(problem)
+    assert "screenshot_" not in refused.text
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    assert "screenshot_http_requests_total" in scraped.text
+    assert probes == [200, 200]  # the probes stay open

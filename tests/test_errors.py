@@ -73,6 +73,38 @@ from .support.service import running_service
             id="clip-selector-matches-nothing",
         ),
         pytest.param({"url": "http://127.0.0.1/"}, 403, "forbidden", None, id="raw-url-disabled"),
+        # Strict types: JSON has numbers, booleans and objects, so a string standing for one is refused.
+        pytest.param(
+            {"dashboard": "box", "timeout_ms": "20000"},
+            422,
+            "invalid-request",
+            "timeout_ms",
+            id="int-as-string",
+        ),
+        pytest.param(
+            {"dashboard": "box", "full_page": "true"},
+            422,
+            "invalid-request",
+            "full_page",
+            id="bool-as-string",
+        ),
+        pytest.param(
+            {"dashboard": "box", "viewport": {"width": "800"}},
+            422,
+            "invalid-request",
+            "viewport.width",
+            id="nested-int-as-string",
+        ),
+        pytest.param(
+            {"dashboard": "box", "quality": 80.0}, 422, "invalid-request", "quality", id="int-as-float"
+        ),
+        pytest.param(
+            {"dashboard": "box", "params": {"n": 7}},
+            422,
+            "invalid-request",
+            "params[...]",
+            id="param-as-number",
+        ),
     ],
 )
 async def test_bad_requests(
@@ -89,12 +121,35 @@ async def test_bad_requests(
         assert field in str(problem["detail"])
 
 
-async def test_malformed_json(service: httpx.AsyncClient) -> None:
-    response = await service.post(
-        "/v1/renders", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
-    assert response.status_code in (400, 422)
-    assert response.headers["content-type"].startswith("application/problem+json")
+@pytest.mark.parametrize("route", ["/v1/renders", "/v1/media"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param(b"{not json", None, id="malformed"),
+        pytest.param(b"", None, id="empty"),
+        pytest.param(b'["dashboard", "box"]', None, id="an-array"),
+        pytest.param(b'"box"', None, id="a-string"),
+        pytest.param(b"[" * 1100 + b"]" * 1100, None, id="nested-1100-array"),
+        pytest.param(b"[" * 5000, None, id="nested-5000-unclosed"),
+        # An object whose field has the wrong shape: a 422 naming the field, however deep it goes.
+        pytest.param(
+            b'{"dashboard":' + b"[" * 1100 + b"]" * 1100 + b"}", "dashboard", id="nested-1100-field"
+        ),
+        pytest.param(
+            b'{"params":{"a":' + b'{"a":' * 1100 + b"1" + b"}" * 1102, "params[...]", id="nested-1100-objects"
+        ),
+    ],
+)
+async def test_a_body_that_is_not_a_request_object_is_a_4xx(
+    service: httpx.AsyncClient, route: str, body: bytes, field: str | None
+) -> None:
+    """Not JSON, not an object, or nested deeper than any request: a 4xx problem, never a 500."""
+    response = await service.post(route, content=body, headers={"Content-Type": "application/json"})
+    if field is None:
+        assert_problem(response, 400, "bad-request")
+    else:
+        assert assert_problem(response, 422, "invalid-request")["field"] == field
+    assert "Recursion" not in response.text
 
 
 async def test_body_too_large(service: httpx.AsyncClient) -> None:
@@ -102,9 +157,27 @@ async def test_body_too_large(service: httpx.AsyncClient) -> None:
     assert_problem(await service.post("/v1/renders", json=body), 413, "body-too-large")
 
 
-async def test_unknown_route_and_method(service: httpx.AsyncClient) -> None:
+async def test_unknown_route(service: httpx.AsyncClient) -> None:
     assert_problem(await service.get("/v1/nothing-here"), 404, "not-found")
-    assert_problem(await service.get("/v1/renders"), 405, "method-not-allowed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        pytest.param("GET", "/v1/renders", {"POST", "OPTIONS"}, id="get-renders"),
+        pytest.param("TRACE", "/v1/media", {"POST", "OPTIONS"}, id="trace-media"),
+        pytest.param("DELETE", "/v1/dashboards", {"GET", "HEAD", "OPTIONS"}, id="delete-dashboards"),
+        pytest.param("POST", "/healthz", {"GET", "HEAD", "OPTIONS"}, id="post-healthz"),
+        pytest.param("PUT", "/metrics", {"GET", "HEAD", "OPTIONS"}, id="put-metrics"),
+    ],
+)
+async def test_wrong_method_is_405_with_allow(
+    service: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = await service.request(method, path)
+    assert_problem(response, 405, "method-not-allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= allowed - {"HEAD"}
+    assert method not in response.headers["allow"]
 
 
 @pytest.mark.parametrize(
@@ -186,3 +259,10 @@ def test_other_http_refusals_keep_their_status(status: int, slug: str) -> None:
     error = from_http_exception(HTTPException(status_code=status, detail="refused"))
     body = problem_body(error)
     assert (body["status"], body["type"]) == (status, f"urn:screenshot-service:problem:{slug}")
+
+
+@pytest.mark.parametrize("path", ["/v1/dashboards", "/healthz"])
+async def test_a_body_on_a_route_that_takes_none_is_400(service: httpx.AsyncClient, path: str) -> None:
+    response = await service.request("GET", path, content=b'{"dashboard": "box"}')
+    assert_problem(response, 400, "bad-request")
+    assert (await service.get(path)).status_code == 200

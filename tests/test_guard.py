@@ -12,7 +12,9 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from screenshot_service.app import create_app
+from screenshot_service.errors import InvalidRequest
 from screenshot_service.guard.limits import STORE_NAME
+from screenshot_service.guard.selectors import check_selector
 
 from .support.metrics import Metrics
 from .support.pages import box_visits
@@ -71,6 +73,18 @@ async def test_per_phone_limit_counts_every_written_form_of_a_number(
 
 
 @pytest.mark.parametrize(
+    "written", ["(976) 8800 0111", "+(976) 8800-0111", "976.8800.0111", "+976 (88) 00 01 11"]
+)
+async def test_brackets_and_separators_in_a_requester_are_ignored(
+    service: httpx.AsyncClient, written: str
+) -> None:
+    """The README's rule: digits with an optional '+'; spaces, dashes, dots and brackets ignored."""
+    response = await service.post("/v1/renders", json={"dashboard": "nope", "requester": written})
+    # Past the requester checks (a well-formed number): refused only for the unknown dashboard.
+    assert_problem(response, 404, "unknown-dashboard")
+
+
+@pytest.mark.parametrize(
     "body",
     [
         pytest.param({"dashboard": "box", "requester": "97600000000"}, id="not-on-allowlist"),
@@ -119,9 +133,46 @@ async def test_input_limits_name_the_field(
     assert str(problem["field"]).startswith(field)
 
 
-async def test_invalid_css_selector_is_422(service: httpx.AsyncClient) -> None:
-    response = await service.post("/v1/renders", json={"dashboard": "box", "selector": "div[[["})
+@pytest.mark.parametrize(
+    "selector",
+    [
+        pytest.param("div[[[", id="css-bracket"),
+        pytest.param("#1box", id="css-id-digit"),
+        pytest.param("div,", id="css-trailing-comma"),
+        pytest.param("a >> b", id="playwright-chain"),
+        pytest.param(":visible", id="playwright-pseudo-class"),
+        pytest.param("div::before", id="pseudo-element"),
+        pytest.param("css=div[[", id="css-engine-prefix"),
+        pytest.param("xpath=//[", id="xpath-engine-prefix"),
+        pytest.param("//div[@id='box'", id="xpath-unclosed"),
+        pytest.param("..//(", id="xpath-dot-dot"),
+        pytest.param("xpath=count(//div", id="xpath-function"),
+    ],
+)
+async def test_an_invalid_selector_is_422_before_any_render(
+    service: httpx.AsyncClient, pages_app: Litestar, selector: str
+) -> None:
+    seen = len(box_visits(pages_app))
+    response = await service.post("/v1/renders", json={"dashboard": "box", "selector": selector})
     assert assert_problem(response, 422, "invalid-request")["field"] == "selector"
+    assert len(box_visits(pages_app)) == seen  # refused at the boundary: the page was never loaded
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ["#box", "css=#box", "body > #box:is(div)", "xpath=//*[@id='box']", "//*[@id='box']"],
+)
+async def test_valid_css_and_xpath_selectors_clip(service: httpx.AsyncClient, selector: str) -> None:
+    response = await service.post("/v1/renders", json={"dashboard": "box", "selector": selector})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("selector", ["xpath=//*[@id='box']", "//div", "css=#box"])
+def test_pyppeteer_takes_css_only(selector: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        check_selector(selector, "pyppeteer")
+    assert raised.value.field == "selector"
+    check_selector("#box > p:nth-child(2 of .x)", "pyppeteer")
 
 
 async def test_redis_url_selects_the_redis_store_and_fails_closed() -> None:

@@ -9,7 +9,7 @@ import pytest
 from screenshot_service.dashboards.config import load_dashboards
 from screenshot_service.settings import ConfigError, load_settings
 
-KEYS = {"SCREENSHOT_API_KEYS": "n8n:0123456789abcdef0123"}
+KEYS = {"SCREENSHOT_API_KEYS": "n8n:n8n-key-4f9c2a71e8b3d605"}
 
 
 def test_guard_defaults() -> None:

@@ -13,12 +13,13 @@ import yaml
 from screenshot_service.app import create_app
 from screenshot_service.dashboards.catalog import Catalog
 from screenshot_service.dashboards.config import load_dashboards
-from screenshot_service.settings import Settings, load_settings
+from screenshot_service.settings import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
 
 Manifest = dict[str, Any]
+OPERATORS_KEYS = "n8n:3f0c9a7e51b24d86a1e7c0f95b3d2a48"
 
 
 def manifests() -> list[Manifest]:
@@ -77,6 +78,7 @@ def settings_for(tmp_path: Path) -> Settings:
     local.write_text(text, encoding="utf-8")
     env["SCREENSHOT_DASHBOARDS_FILE"] = str(local)
     env["SCREENSHOT_TEMP_DIR"] = str(tmp_path / "images")
+    env["SCREENSHOT_API_KEYS"] = OPERATORS_KEYS  # replaced, as the Secret says: its placeholder is refused
     return load_settings(env)
 
 
@@ -125,6 +127,12 @@ def test_secret_holds_placeholders_only() -> None:
     config = one("ConfigMap", "screenshot-service-env")["data"]
     secret_fields = {"API_KEYS", "META_ACCESS_TOKEN", "REDIS_URL", "LOG_HASH_KEY"}
     assert not {f"SCREENSHOT_{name}" for name in secret_fields} & config.keys(), "secrets go in the Secret"
+
+
+def test_the_placeholder_api_key_stops_start_up() -> None:
+    """Applied unchanged, the example does not run with a key anyone can read here."""
+    with pytest.raises(ConfigError, match=r"SCREENSHOT_API_KEYS: .*placeholder"):
+        load_settings({"SCREENSHOT_API_KEYS": environment()["SCREENSHOT_API_KEYS"]})
 
 
 def test_probes_reach_the_app_routes_on_its_port(tmp_path: Path) -> None:

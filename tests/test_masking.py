@@ -20,6 +20,7 @@ DASHBOARD_HEADER = "grafana-header-secret-5151"
 DASHBOARD_COOKIE = "grafana-cookie-secret-6161"
 HASH_KEY = "log-hash-key-for-tests-7171"
 WRONG_KEY = "wrong-key-presented-8181"
+METRICS_TOKEN = "metrics-token-never-logged-9Xq4"
 
 
 @pytest.mark.parametrize(
@@ -66,6 +67,7 @@ cookies = [{{ name = "grafana_session", value_env = "GRAFANA_SESSION" }}]
         "SCREENSHOT_META_ACCESS_TOKEN": META_TOKEN,
         "SCREENSHOT_META_PHONE_NUMBER_ID": "1234567",
         "SCREENSHOT_LOG_HASH_KEY": HASH_KEY,
+        "SCREENSHOT_METRICS_TOKEN": METRICS_TOKEN,
         "SCREENSHOT_LOG_LEVEL": "debug",
         "SCREENSHOT_RATE_LIMIT_PER_PHONE": "2/minute",
         "SCREENSHOT_RATE_LIMIT_PER_KEY": "8/minute",
@@ -102,7 +104,13 @@ cookies = [{{ name = "grafana_session", value_env = "GRAFANA_SESSION" }}]
         for _ in range(3):
             render({"dashboard": "nope"})
         assert render({"dashboard": "nope"}).status_code == 429  # per key
-        answers.append(client.get("/metrics").text)
+        assert render({"dashboard": "sales"}, **{"X-API-Key": METRICS_TOKEN}).status_code == 401
+        refused = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN[:-1]}"})
+        assert refused.status_code == 401
+        answers.append(refused.text)
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status_code == 200
+        answers.append(scraped.text)
         answers.append(client.get("/openapi/openapi.json").text)
     output = service.log
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -112,7 +120,8 @@ cookies = [{{ name = "grafana_session", value_env = "GRAFANA_SESSION" }}]
     assert renders[0]["requester"] == Masker(HASH_KEY).mask(NUMBER)
     assert any(line.get("event") == "rate limited" and line["scope"] == "phone" for line in lines)
     everything = output + "\n".join(answers)
-    for secret in (API_KEY, OTHER_KEY, META_TOKEN, DASHBOARD_HEADER, DASHBOARD_COOKIE, HASH_KEY, WRONG_KEY):
+    secrets = (API_KEY, OTHER_KEY, META_TOKEN, DASHBOARD_HEADER, DASHBOARD_COOKIE, HASH_KEY, WRONG_KEY)
+    for secret in (*secrets, METRICS_TOKEN):
         assert secret not in everything, secret[:6]
     for number in (NUMBER, "8812-3456", "88123456", "97600000001"):
         assert number not in everything, number[-3:]

@@ -38,7 +38,7 @@ def parse(*items: dict[str, Any]) -> list[dict[str, Any]]:
 
 def dashboards_answer() -> dict[str, Any]:
     """GET /v1/dashboards for the demo dashboards, as the service encodes it, in n8n's full-response shape."""
-    catalog = Catalog.load(load_settings({"SCREENSHOT_API_KEYS": "t:0123456789abcdef0123"}))
+    catalog = Catalog.load(load_settings({"SCREENSHOT_API_KEYS": "t:n8n-key-4f9c2a71e8b3d605"}))
     body = msgspec.to_builtins(catalog.describe())
     return {"statusCode": 200, "statusMessage": "OK", "headers": {}, "body": body}
 

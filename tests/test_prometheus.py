@@ -166,13 +166,17 @@ class Prometheus:
         return [rule for group in response.json()["data"]["groups"] for rule in group["rules"]]
 
 
-def start_prometheus(config: Path, port: int, target: str) -> subprocess.Popen[bytes]:
+def start_prometheus(
+    config: Path, port: int, target: str, scrape_configs: list[dict[str, Any]] | None = None
+) -> subprocess.Popen[bytes]:
+    """Prometheus scraping ``target`` as the job the rules select (or with ``scrape_configs``)."""
+    scrape = scrape_configs or [{"job_name": JOB, "static_configs": [{"targets": [target]}]}]
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(RULES)],
-                "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}],
+                "scrape_configs": scrape,
             }
         ),
         encoding="utf-8",
@@ -245,6 +249,37 @@ async def test_a_real_prometheus_scrapes_the_service_and_every_rule_and_panel_ha
                     assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
                 loaded = {rule["name"] for rule in await prometheus.rules()}
                 assert loaded == set(recording_rules()) | set(alert_names())
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def test_a_real_prometheus_scrapes_metrics_behind_the_token(tmp_path: Path) -> None:
+    """SCREENSHOT_METRICS_TOKEN as an operator deploys it: a scrape config with the token's file gets
+    the metrics, one without it is refused (the ServiceMonitor's ``authorization`` does the same)."""
+    token = "metrics-Pq7Rw2Xz9Ls4Vn8Kt3Jb"
+    token_file = tmp_path / "metrics-token"
+    token_file.write_text(token, encoding="utf-8")
+    async with running_service({"metrics_token": token}) as service:
+        target = [{"targets": [f"127.0.0.1:{service.base_url.port}"]}]
+        jobs: list[dict[str, Any]] = [
+            {
+                "job_name": "with-token",
+                "static_configs": target,
+                "authorization": {"credentials_file": str(token_file)},
+            },
+            {"job_name": "without-token", "static_configs": target},
+        ]
+        config, port = tmp_path / "prometheus.yml", closed_port()
+        process = start_prometheus(config, port, "", scrape_configs=jobs)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                prometheus = Prometheus(client)
+                await wait_for_prometheus(client, process)
+                await prometheus.wait_for('up{job="with-token"} == 1')
+                await prometheus.wait_for('up{job="without-token"} == 0')
+                await prometheus.wait_for('screenshot_http_requests_total{job="with-token"}')
+                assert not await prometheus.has_data('screenshot_http_requests_total{job="without-token"}')
         finally:
             process.terminate()
             process.wait(timeout=30)

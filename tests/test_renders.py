@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from .support.images import decode, differing_fraction
 from .support.pages import box_visits
+from .support.service import API_KEY
 
 
 async def render(service: httpx.AsyncClient, **body: object) -> httpx.Response:
@@ -95,7 +96,7 @@ async def test_openapi_is_served_and_names_the_api_key(service: httpx.AsyncClien
     spec = response.json()
     assert "/v1/renders" in spec["paths"]
     assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
-    assert "test-key-0123456789abcdef" not in response.text
+    assert API_KEY not in response.text
 
 
 async def test_health_and_readiness(service: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,14 @@ from screenshot_service.app import create_app
 from screenshot_service.dashboards.config import load_dashboards
 from screenshot_service.settings import ConfigError, Secret, load_settings
 
-KEYS = {"SCREENSHOT_API_KEYS": "n8n:0123456789abcdef0123"}
+KEYS = {"SCREENSHOT_API_KEYS": "n8n:n8n-key-4f9c2a71e8b3d605"}
 
 
 def test_defaults_and_types() -> None:
     settings = load_settings({**KEYS, "SCREENSHOT_PORT": "9000", "SCREENSHOT_MAX_SCALE": "2.5"})
     assert settings.port == 9000
     assert settings.max_scale == 2.5
-    assert settings.api_keys == {"n8n": "0123456789abcdef0123"}
+    assert settings.api_keys == {"n8n": "n8n-key-4f9c2a71e8b3d605"}
     assert settings.self_url == "http://127.0.0.1:9000"
 
 
@@ -40,9 +41,37 @@ def test_wrong_values_name_the_variable(env: dict[str, str], names: str) -> None
         load_settings({**KEYS, **env})
 
 
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [
+        pytest.param("n8n:aaaaaaaaaaaaaaaaaaaa", "different characters", id="one-character"),
+        pytest.param("n8n:abababababababababab", "different characters", id="two-characters"),
+        pytest.param("n8n:abcdefghijklmnopqrstuvwxyz", "entropy", id="a-run"),
+        pytest.param("n8n:0123456789abcdef0123", "entropy", id="digits-then-letters"),
+        pytest.param("n8n:qwertyuiopasdfghjkl", "entropy", id="keyboard-row"),
+        pytest.param("n8n:change-me-to-a-long-random-key", "placeholder", id="placeholder"),
+        pytest.param("n8n:MySuperSecretKey!2024x", "placeholder", id="placeholder-word"),
+        pytest.param("n8n:n8n-key-4f9c2a71e8b3d605,n8n:other-Jd5nB1cY6tH0gF2sQ8u", "twice", id="same-name"),
+        pytest.param(
+            "n8n:n8n-key-4f9c2a71e8b3d605,bot:n8n-key-4f9c2a71e8b3d605", "another name", id="same-key"
+        ),
+    ],
+)
+def test_weak_or_duplicate_keys_stop_start_up(keys: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=rf"SCREENSHOT_API_KEYS: .*{reason}") as raised:
+        load_settings({"SCREENSHOT_API_KEYS": keys})
+    for key in (entry.partition(":")[2] for entry in keys.split(",")):
+        assert key not in str(raised.value)  # a weak key is still a secret
+
+
+@pytest.mark.parametrize("key", [secrets.token_hex(16), secrets.token_hex(24), secrets.token_urlsafe(24)])
+def test_random_keys_pass(key: str) -> None:
+    assert load_settings({"SCREENSHOT_API_KEYS": f"n8n:{key}"}).api_keys == {"n8n": key}
+
+
 def test_keys_never_show_in_repr() -> None:
     settings = load_settings({**KEYS, "SCREENSHOT_META_ACCESS_TOKEN": "EAAG-meta-token"})
-    assert "0123456789abcdef0123" not in repr(settings)
+    assert "n8n-key-4f9c2a71e8b3d605" not in repr(settings)
     assert "EAAG-meta-token" not in repr(settings)
     assert isinstance(settings.meta_access_token, Secret)
     assert settings.meta_access_token.reveal() == "EAAG-meta-token"

@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 from litestar.stores.base import NamespacedStore
 from litestar.stores.memory import MemoryStore
@@ -21,8 +21,10 @@ from litestar.types import ControllerRouterHandler
 from . import __version__
 from .api.auth import ApiKeyMiddleware, ApiKeys
 from .api.middleware import CancelOnDisconnect, RequestId
+from .api.openapi import tell_the_truth
 from .api.problems import internal_error, problem_details_plugin
 from .api.routes import dashboards, health, media, plans, renders
+from .api.routes.metrics import metrics_controller
 from .browser.capture import EngineFactory, create_engine
 from .browser.probe import BrowserProbe
 from .browser.supervisor import Supervisor
@@ -73,6 +75,7 @@ def create_app(
             settings.meta_access_token.reveal(),
             settings.redis_url.reveal(),
             settings.log_hash_key.reveal(),
+            settings.metrics_token.reveal(),
             *catalog.secret_values(),
         ],
         masker,
@@ -102,13 +105,18 @@ def create_app(
             *([key_limit.middleware] if key_limit else []),
             CancelOnDisconnect(),
         ],
-        dependencies={"plan": Provide(plans.admitted_plan)},
         security=[{"apiKey": []}],
         tags=["v1"],
     )
     prometheus = PrometheusConfig(app_name="screenshot-service", prefix="screenshot_http", group_path=True)
     app = Litestar(
-        route_handlers=[api, health.healthz, health.readyz, PrometheusController, *_demo_routes(settings)],
+        route_handlers=[
+            api,
+            health.healthz,
+            health.readyz,
+            metrics_controller(settings),
+            *_demo_routes(settings),
+        ],
         dependencies={
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
             for name, value in {
@@ -135,6 +143,7 @@ def create_app(
             problem_details_plugin(),
         ],
         exception_handlers={Exception: internal_error},
+        before_request=plans.no_body,  # the render routes decode theirs with plans.strict_body instead
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Dashboard screenshot service",
@@ -143,11 +152,17 @@ def create_app(
             path="/openapi",
             components=Components(
                 security_schemes={
-                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")
+                    "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+                    **(
+                        {"metricsToken": SecurityScheme(type="http", scheme="bearer")}
+                        if settings.metrics_token
+                        else {}
+                    ),
                 }
             ),
         ),
     )
+    tell_the_truth(app.openapi_schema, settings)
     app.state.supervisor = supervisor  # for tests that count what the browser has open
     # Outside Litestar's own exception handling, so routing errors and auth failures carry the id too.
     app.asgi_handler = RequestId()(app.asgi_handler)

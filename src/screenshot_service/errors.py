@@ -8,7 +8,7 @@
     │   └── RequesterNotAllowed      403 requester-not-allowed
     ├── NotFound                     404 not-found
     │   └── UnknownDashboard         404 unknown-dashboard
-    ├── MethodNotAllowed             405 method-not-allowed
+    ├── MethodNotAllowed             405 method-not-allowed   (allow)
     ├── BodyTooLarge                 413 body-too-large
     ├── HttpRefused                  4xx named for its status (unsupported-media-type...)
     ├── InvalidRequest               422 invalid-request      (field)
@@ -123,7 +123,13 @@ class UnknownDashboard(NotFound):
 
 
 class MethodNotAllowed(ServiceError):
+    """``allow`` lists the methods the route takes, for the ``Allow`` header a 405 must carry."""
+
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+    def __init__(self, detail: str, *, allow: list[str]) -> None:
+        super().__init__(detail)
+        self.allow = allow
 
 
 class BodyTooLarge(ServiceError):

@@ -8,7 +8,10 @@ import msgspec
 
 from .browser.capture import ImageFormat
 
-ParamValue = Annotated[str, msgspec.Meta(max_length=256)]
+PARAMS_MAX, PARAM_NAME_MAX, PARAM_VALUE_MAX = 32, 64, 256
+ParamValue = Annotated[str, msgspec.Meta(max_length=PARAM_VALUE_MAX)]
+# The characters a written phone number may have; ``guard.phones.normalise`` decides whether it is one.
+REQUESTER_PATTERN = r"^\+?[0-9 ().-]{7,31}$"
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
 
 
@@ -25,14 +28,14 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
 
     dashboard: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     params: Annotated[
-        dict[Annotated[str, msgspec.Meta(max_length=64)], ParamValue], msgspec.Meta(max_length=32)
+        dict[Annotated[str, msgspec.Meta(max_length=PARAM_NAME_MAX)], ParamValue],
+        msgspec.Meta(max_length=PARAMS_MAX),
     ] = msgspec.field(default_factory=dict)
     url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     """A raw URL instead of a dashboard; only when the operator enabled raw URLs."""
-    requester: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^\+?[0-9][0-9 ().-]{5,30}$")] | None = (
-        None
-    )
-    """The WhatsApp number the render is for: allowlisted, rate limited, logged masked."""
+    requester: Annotated[str, msgspec.Meta(max_length=32, pattern=REQUESTER_PATTERN)] | None = None
+    """The WhatsApp number the render is for: allowlisted, rate limited, logged masked. Digits with an
+    optional leading ``+``; spaces, dashes, dots and brackets are ignored (``+976 (9911) 22-33``)."""
     viewport: ViewportOverride | None = None
     full_page: bool | None = None
     selector: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
@@ -89,3 +92,16 @@ class DashboardList(msgspec.Struct, kw_only=True, frozen=True):
 class Health(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Problem(msgspec.Struct, kw_only=True, frozen=True):
+    """An RFC 9457 problem (``application/problem+json``): switch on ``type``; ``field`` or ``step`` say
+    where, when there is a where. Some types carry more members (``meta``, ``attempts``, ``missing``...)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+    field: str | None = None
+    step: str | None = None

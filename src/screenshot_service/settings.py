@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Literal
 
 import msgspec
@@ -40,7 +43,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Everything the service reads from its environment. Field ``x`` is ``SCREENSHOT_X``."""
 
     api_keys: dict[str, Secret] = msgspec.field(default_factory=dict)
-    """``name:key`` pairs separated by commas; the name, never the key, is logged."""
+    """``name:key`` pairs separated by commas; the name, never the key, is logged. Names are unique, and
+    each key is at least 16 characters of at least 10 different ones, with 64 bits or more of estimated
+    entropy (length times the Shannon entropy of its characters, and of the steps between them) and no
+    placeholder word (``changeme``, ``password``, ``secret``, ``example``...): a weak key stops start-up."""
     host: str = "127.0.0.1"
     """Address the HTTP server listens on (``0.0.0.0`` in a container)."""
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
@@ -139,6 +145,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Address the browser's egress proxy listens on (every connection Chromium makes goes through it and
     the network policy); set it to an address a remote browser (``SCREENSHOT_BROWSER_WS_ENDPOINT``) can
     reach when that browser runs on another host."""
+    metrics_token: Secret = Secret("")
+    """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (401 otherwise); empty means
+    public, for a scrape from inside the cluster only. It shows API key names and dashboard names."""
     log_hash_key: Secret = Secret("")
     """Key of the hash in masked phone numbers; random per process when empty (unstable across restarts)."""
 
@@ -222,14 +231,53 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+KEY_MIN_LENGTH = 16
+KEY_MIN_DISTINCT = 10
+KEY_MIN_BITS = 64
+# Words of placeholders and defaults people leave in place, looked for in the key's letters and digits.
+_PLACEHOLDERS = ("changeme", "password", "placeholder", "replaceme", "secret", "example")
+
+
+def key_weakness(key: str) -> str | None:
+    """Why ``key`` is too easy to guess, or None: the rule of ``SCREENSHOT_API_KEYS``, said in the README."""
+    if len(key) < KEY_MIN_LENGTH:
+        return f"shorter than {KEY_MIN_LENGTH} characters"
+    if len(set(key)) < KEY_MIN_DISTINCT:
+        return f"fewer than {KEY_MIN_DISTINCT} different characters"
+    # Length times the Shannon entropy of its characters' frequencies, and of the steps between
+    # neighbours (so that runs like 'abcdefghijklmnop' score as low as repeats): a cheap upper bound of
+    # how guessable it is. A random hex key of 32 characters scores about 115.
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(key)]
+    bits = min(_shannon_bits(key), _shannon_bits(steps) * len(key) / len(steps))
+    if bits < KEY_MIN_BITS:
+        return f"under {KEY_MIN_BITS} bits of estimated entropy ({max(bits, 0):.0f})"
+    letters = re.sub(r"[^a-z0-9]", "", key.lower())
+    if word := next((w for w in _PLACEHOLDERS if w in letters), None):
+        return f"contains the placeholder word {word!r}"
+    return None
+
+
+def _shannon_bits(items: Sequence[object]) -> float:
+    return -sum(n * math.log2(n / len(items)) for n in Counter(items).values())
+
+
 def _parse_api_keys(raw: str) -> dict[str, Secret]:
     keys: dict[str, Secret] = {}
     for item in filter(None, (part.strip() for part in raw.split(","))):
         name, sep, key = item.partition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or len(key) < 16:
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ConfigError(
-                f"{ENV_PREFIX}API_KEYS: each entry must be name:key with a name of letters, digits, '_.-' "
-                "and a key of at least 16 characters"
+                f"{ENV_PREFIX}API_KEYS: each entry must be name:key with a name of letters, digits, '_.-'"
+            )
+        # Only the name is ever said: the key is a secret even when it is a bad one.
+        if name in keys:
+            raise ConfigError(f"{ENV_PREFIX}API_KEYS: the name {name!r} is given twice; names must be unique")
+        if key in keys.values():
+            raise ConfigError(f"{ENV_PREFIX}API_KEYS: the key of {name!r} is also another name's key")
+        if weakness := key_weakness(key):
+            raise ConfigError(
+                f"{ENV_PREFIX}API_KEYS: the key of {name!r} is too weak: {weakness} (use a random key, "
+                "e.g. `openssl rand -hex 24`)"
             )
         keys[name] = Secret(key)
     return keys

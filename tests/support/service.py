@@ -26,8 +26,8 @@ from screenshot_service.settings import Settings, load_settings
 
 from .servers import Server, closed_port, free_socket, serve, wait_until_up
 
-API_KEY = "test-key-0123456789abcdef"
-OTHER_KEY = "other-key-0123456789abcdef"
+API_KEY = "tests-7Kq2xV9pL4mZ8wR3bT6y"
+OTHER_KEY = "other-Jd5nB1cY6tH0gF2sQ8u"
 
 BASE_ENV = {
     "SCREENSHOT_API_KEYS": f"tests:{API_KEY},other:{OTHER_KEY}",

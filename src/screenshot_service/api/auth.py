@@ -1,4 +1,5 @@
-"""API-key authentication for ``/v1/*``: ``X-API-Key`` or a bearer token, compared in constant time."""
+"""API-key authentication for ``/v1/*`` (``X-API-Key`` or a bearer token) and the metrics token, both
+compared in constant time."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Guard
 
 from .. import metrics
 from ..errors import Unauthorized
@@ -43,8 +45,25 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The key a request presents, from ``X-API-Key`` or a bearer token."""
     if key := connection.headers.get("x-api-key"):
         return key
+    return bearer_token(connection)
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def bearer_guard(token: Secret) -> Guard:
+    """A route guard that admits only ``Authorization: Bearer <token>`` (401 otherwise)."""
+    expected = _digest(token.reveal())
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        presented = bearer_token(connection)
+        if presented is None or not hmac.compare_digest(_digest(presented), expected):
+            raise Unauthorized("Send the metrics token as Authorization: Bearer <token>.")
+
+    return guard
 
 
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):

@@ -82,6 +82,8 @@ def problem_headers(error: ServiceError) -> dict[str, str]:
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers["Allow"] = ", ".join(error.allow)
     if isinstance(error, RenderTimeout):
         headers["X-Render-Readiness"] = f"timeout:{error.step}"
     return headers
@@ -96,7 +98,11 @@ def from_http_exception(exc: HTTPException) -> ServiceError:
     if isinstance(exc, NotFoundException):
         return NotFound("No such route.")
     if isinstance(exc, MethodNotAllowedException):
-        return MethodNotAllowed("This method is not allowed on this route.")
+        allow = (exc.headers or {}).get("allow", "")
+        return MethodNotAllowed(
+            "This method is not allowed on this route.",
+            allow=[method.strip() for method in allow.split(",") if method.strip()],
+        )
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         return BodyTooLarge("The request body is too large.")
     if exc.status_code == HTTP_400_BAD_REQUEST:
@@ -112,9 +118,9 @@ def _validation_error(exc: ValidationException) -> InvalidRequest:
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     message = str(first.get("message") or exc.detail)
     field = str(first.get("key") or "body")
-    if " - at `$." in message:
-        message, _, path = message.partition(" - at `$.")
-        field = path.rstrip("`")
+    # msgspec's "... - at `$.viewport.width`", or "... - at `key` in `$.params`" for a mapping's key.
+    if located := re.search(r" - at (?:`key` in )?`\$\.([^`]+)`$", message):
+        message, field = message[: located.start()], located.group(1)
     elif unknown := re.search(r"unknown field `([^`]+)`", message):
         field = unknown.group(1)
     return InvalidRequest(f"{field}: {message}", field=field)

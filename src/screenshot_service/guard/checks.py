@@ -12,6 +12,7 @@ from ..settings import Settings
 from .limits import FixedWindow
 from .netpolicy import NetPolicy
 from .phones import Masker, normalise
+from .selectors import check_selector
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +23,7 @@ class Guard:
     def __init__(self, settings: Settings, store: Store, masker: Masker) -> None:
         self._allowlist = settings.phone_allowlist
         self._raw_urls = settings.allow_raw_urls
+        self._engine = settings.engine
         self._policy = NetPolicy.from_settings(settings)
         self._masker = masker
         limit = settings.phone_rate_limit
@@ -38,6 +40,8 @@ class Guard:
                     field="requester",
                 )
         masked = self._masker.mask(number) if number else None
+        if request.selector is not None:
+            check_selector(request.selector, self._engine)
         if self._allowlist and number not in self._allowlist:
             metrics.FORBIDDEN.labels(key_name, "requester").inc()
             log.warning("requester refused", key=key_name, requester=masked)

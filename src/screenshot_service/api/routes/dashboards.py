@@ -7,8 +7,9 @@ from litestar.di import NamedDependency
 
 from ...dashboards.catalog import Catalog
 from ...schemas import DashboardList
+from ..openapi import V1, problem_responses
 
 
-@get("/dashboards", summary="List the configured dashboards")
+@get("/dashboards", summary="List the configured dashboards", responses=problem_responses(400, *V1))
 async def list_dashboards(catalog: NamedDependency[Catalog]) -> DashboardList:
     return catalog.describe()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from ...browser.probe import BrowserProbe
@@ -17,7 +18,15 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness: the browser renders and uploads are configured")
+@get(
+    "/readyz",
+    summary="Readiness: the browser renders and uploads are configured",
+    responses={
+        HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+            data_container=Health, description="Not ready: `checks` says what is not", generate_examples=False
+        )
+    },
+)
 async def readyz(
     probe: NamedDependency[BrowserProbe], settings: NamedDependency[Settings]
 ) -> Response[Health]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import Body
 
 from ...dashboards.catalog import RenderPlan
 from ...schemas import MediaResponse, RenderRequest, UploadedImage
 from ...whatsapp.publisher import Publisher
+from ..openapi import RENDER, problem_responses
+from . import plans
 from .renders import RENDER_EXAMPLE
 
 
@@ -23,6 +25,9 @@ from .renders import RENDER_EXAMPLE
         "Errors are RFC 9457 problem details."
     ),
     status_code=200,
+    before_request=plans.strict_body,
+    dependencies={"plan": Provide(plans.admitted_plan)},
+    responses=problem_responses(*RENDER),
 )
 async def create_media(
     request: Request[str, None, Any],

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Response, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from ...dashboards.catalog import RenderPlan
 from ...rendering.renderer import Renderer
 from ...schemas import RenderRequest
+from ..openapi import RENDER, ImageOperation, problem_responses
+from . import plans
 
 RENDER_EXAMPLE = Example(
     summary="The sales dashboard for the last 7 days",
@@ -24,8 +26,11 @@ RENDER_EXAMPLE = Example(
     summary="Render a dashboard to an image",
     description="Answers with the PNG (or JPEG) bytes. Errors are RFC 9457 problem details.",
     status_code=200,
+    before_request=plans.strict_body,
+    dependencies={"plan": Provide(plans.admitted_plan)},
     media_type="image/png",
-    responses={},
+    responses=problem_responses(*RENDER),
+    operation_class=ImageOperation,
 )
 async def create_render(
     data: Annotated[RenderRequest, Body(examples=[RENDER_EXAMPLE])],  # decoded for the plan dependency
