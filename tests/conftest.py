@@ -58,7 +58,7 @@ url = "{pages_url}/demo/sales?range={{range}}"
 wait = {{ selector = "body[data-ready='true']" }}
 [dashboards.sales.params.range]
 default = "today"
-pattern = "today|7d|30d|90d"
+values = ["today", "7d", "30d", "90d"]
 
 [dashboards.sales-unwaited]
 title = "Sales, captured without waiting for its data"

@@ -97,6 +97,12 @@ async def test_bad_requests(
         assert field in str(problem["detail"])
 
 
+async def test_a_value_not_allowed_is_answered_with_the_allowed_ones(service: httpx.AsyncClient) -> None:
+    body = {"dashboard": "sales", "params": {"range": "1y"}}
+    problem = assert_problem(await service.post("/v1/renders", json=body), 422, "invalid-parameter")
+    assert problem["detail"] == "params.range must be one of: today, 7d, 30d, 90d."
+
+
 async def test_malformed_json(service: httpx.AsyncClient) -> None:
     response = await service.post(
         "/v1/renders", content=b"{not json", headers={"Content-Type": "application/json"}
