@@ -249,6 +249,14 @@ async def test_a_read_receipt_with_typing_is_recorded_in_order_with_messages(emu
         PHONE_NUMBER_ID,
     )
     assert receipt["seq"] < message["seq"]
+    assert (len(await emulator.requests("read")), len(await emulator.requests("messages"))) == (1, 1)
+
+
+async def test_a_fault_aimed_at_sends_spares_read_receipts(emulator: Emulator) -> None:
+    await emulator.faults({"kind": "error", "on": "messages", "code": 131030})
+    assert (await emulator.http.post(MESSAGES, headers=AUTH, json=READ)).status_code == 200
+    text = {"messaging_product": "whatsapp", "to": "97699112233", "type": "text", "text": {"body": "hi"}}
+    assert_graph_error(await emulator.http.post(MESSAGES, headers=AUTH, json=text), 400, 131030)
 
 
 @pytest.mark.parametrize(

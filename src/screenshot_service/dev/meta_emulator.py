@@ -35,7 +35,8 @@ IMAGE_TYPES = ("image/jpeg", "image/png")
 _MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 
 FaultKind = Literal["http_500", "http_503", "throttle", "token_expired", "bad_param", "error", "slow", "drop"]
-Endpoint = Literal["upload", "messages", "media", "subscriptions", "oauth", "any"]
+Endpoint = Literal["upload", "messages", "read", "media", "subscriptions", "oauth", "any"]
+"""``messages`` is a message sent; ``read`` a ``status: read`` call to the same path."""
 
 
 # --- Wire shapes ------------------------------------------------------------------------------
@@ -328,16 +329,18 @@ class FaultMiddleware(ASGIMiddleware):
         if endpoint is None:
             await next_app(scope, receive, send)
             return
+        # Read the whole request first, as a server does before it answers, so faults are deterministic.
+        body = await _drain(receive)
+        if body is None:
+            return
+        if endpoint == "messages" and _is_read_receipt(body):
+            endpoint = "read"
         fault = self.state.take_fault(endpoint)
         self.state.requests.append(
             RequestRecord(method=method, path=path, endpoint=endpoint, fault=fault.kind if fault else None)
         )
         if fault is None:
-            await next_app(scope, receive, send)
-            return
-        # Read the whole request first, as a server does before it answers, so faults are deterministic.
-        body = await _drain(receive)
-        if body is None:
+            await next_app(scope, _replay(body, receive), send)
             return
         if fault.kind == "slow":
             if await _client_left(receive, fault.delay_ms / 1000):
@@ -352,6 +355,15 @@ class FaultMiddleware(ASGIMiddleware):
             # Returning mid-body makes the server close the connection: the client sees it drop.
         else:
             await _send_graph_error(send, _fault_error(fault))
+
+
+def _is_read_receipt(messages: list[ReceiveMessage]) -> bool:
+    raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(decoded, dict) and "status" in decoded
 
 
 async def _send_graph_error(send: Send, error: GraphAPIError) -> None:
