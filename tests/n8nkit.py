@@ -74,11 +74,24 @@ def run_code_node(
     node: str,
     items: list[dict[str, Any]],
     nodes: dict[str, list[dict[str, Any]]] | None = None,
+    *,
+    static_data: dict[str, Any] | None = None,
+    run_index: int = 0,
 ) -> list[dict[str, Any]]:
-    """Run a Code node's JavaScript as n8n does: ``items`` are its input, ``nodes`` earlier nodes' output."""
+    """Run a Code node's JavaScript as n8n does: ``items`` are its input, ``nodes`` earlier nodes' output.
+
+    ``static_data`` is the workflow's static data; it is updated in place as the run leaves it.
+    """
+    request = {
+        "items": items,
+        "nodes": nodes or {},
+        "executionId": "4242",
+        "staticData": static_data if static_data is not None else {},
+        "runIndex": run_index,
+    }
     done = subprocess.run(
         [node_binary(), str(RUNNER), str(workflow), node],
-        input=json.dumps({"items": items, "nodes": nodes or {}, "executionId": "4242"}),
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         timeout=30,
@@ -87,5 +100,8 @@ def run_code_node(
     result: dict[str, Any] = json.loads(done.stdout)
     if "error" in result:
         raise AssertionError(f"{node} threw: {result['error']}")
+    if static_data is not None:
+        static_data.clear()
+        static_data.update(result["staticData"])
     items_out: list[dict[str, Any]] = result["items"]
     return items_out
