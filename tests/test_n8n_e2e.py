@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 import pytest
+from playwright.async_api import async_playwright
 
 from screenshot_service.dev.meta_emulator import create_emulator_app
+from screenshot_service.settings import Settings
 
 from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, n8n_install, payload, require_n8n
 from .support.emulator import API_VERSION, APP_ID, APP_SECRET, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
@@ -200,6 +203,9 @@ class N8n:
         return done.stdout
 
 
+OWNER = {"email": "owner@example.com", "firstName": "Test", "lastName": "Owner", "password": "Passw0rd-e2e"}
+
+
 class Rest:
     """n8n's own REST API, as the editor uses it, signed in as the owner."""
 
@@ -208,13 +214,7 @@ class Rest:
         self.http = http
 
     async def sign_up_owner(self) -> None:
-        owner = {
-            "email": "owner@example.com",
-            "firstName": "Test",
-            "lastName": "Owner",
-            "password": "Passw0rd-e2e",
-        }
-        response = await self.http.post(f"{self.url}/owner/setup", json=owner)
+        response = await self.http.post(f"{self.url}/owner/setup", json=OWNER)
         assert response.status_code == 200, response.text
 
     async def get(self, path: str, **params: str) -> Any:
@@ -440,6 +440,35 @@ async def test_rest_import_of_the_shipped_file_binds_them_too(bot: Bot) -> None:
     body = {k: shipped[k] for k in ("nodes", "connections", "settings", "pinData", "meta")}
     created = await bot.rest.post("/workflows", {**body, "name": "Bot imported over REST"})
     assert bound(created) == {k: {v} for k, v in INTENDED.items()}
+
+
+async def test_the_editors_import_from_file_binds_them_too(bot: Bot) -> None:
+    # n8n Cloud's way in: sign in, a new workflow, its menu's Import from File, save (in Chromium).
+    [chromium] = (f.default for f in msgspec.structs.fields(Settings) if f.name == "chromium_path")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", chromium), args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{bot.n8n.url}/signin")
+            await page.locator("input[name=emailOrLdapLoginId]").fill(OWNER["email"])
+            await page.locator("input[name=password]").fill(OWNER["password"])
+            await page.keyboard.press("Enter")
+            await page.wait_for_url("**/home/**", timeout=60_000)
+            await page.goto(f"{bot.n8n.url}/workflow/new")
+            await page.locator("[data-test-id=workflow-import-input]").set_input_files(str(BOT))
+            await page.get_by_text("WhatsApp Trigger").first.wait_for(timeout=60_000)
+            await page.keyboard.press("Control+s")
+            await page.wait_for_url(lambda url: "/workflow/new" not in url, timeout=60_000)
+            workflow_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+        finally:
+            await browser.close()
+    saved = await until(
+        lambda: bot.rest.get(f"/workflows/{workflow_id}"), lambda w: bool(w["nodes"]), "the saved import"
+    )
+    assert {n["name"] for n in saved["nodes"]} == {n["name"] for n in load(BOT)["nodes"]}
+    assert bound(saved) == {k: {v} for k, v in INTENDED.items()}
 
 
 async def test_publishing_subscribes_the_apps_webhook_and_meta_can_verify_it(bot: Bot) -> None:
