@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -14,7 +13,17 @@ import pytest
 from screenshot_service.dashboards.catalog import Catalog
 from screenshot_service.settings import load_settings
 
-from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, payload, run_code_node
+from .n8nkit import (
+    ALLOWED,
+    BOT,
+    ERROR_HANDLER,
+    connection_failed,
+    http_answer,
+    load,
+    payload,
+    run_code_node,
+    trigger_items,
+)
 
 STRANGER = "4915112345678"
 PHONE_NUMBER_ID = "106540352242922"
@@ -40,29 +49,6 @@ def parse(*items: dict[str, Any]) -> list[dict[str, Any]]:
     return run_code_node(BOT, "Parse message", list(items), {"Config": [config()]})
 
 
-def http_answer(
-    status: int, text: str | None, content_type: str = "application/json", **headers: str
-) -> dict[str, Any]:
-    """What n8n's HTTP Request node (4.2, Full Response, Never Error, Response Format: Text) outputs for
-    an answer: the body as text under ``data``, the status and the (lower-cased) headers, whatever the
-    content type; a body-less answer has no ``data`` (``HttpRequestV3.node.js``)."""
-    answer: dict[str, Any] = {
-        "headers": {"content-type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}},
-        "statusCode": status,
-        "statusMessage": HTTPStatus(status).phrase,
-    }
-    if text:
-        answer["data"] = text
-    return answer
-
-
-def connection_failed(
-    message: str = "connect ECONNREFUSED 127.0.0.1:1", code: str = "ECONNREFUSED"
-) -> dict[str, Any]:
-    """What the node outputs (On Error: Continue) when no answer came: the request's error."""
-    return {"error": {"message": message, "name": "AxiosError", "code": code, "status": None}}
-
-
 def dashboards_answer() -> dict[str, Any]:
     """GET /v1/dashboards for the demo dashboards, as the service encodes it and n8n outputs it."""
     catalog = Catalog.load(load_settings({"SCREENSHOT_API_KEYS": "t:0123456789abcdef0123"}))
@@ -84,16 +70,6 @@ def _text_payload(text: str, sender: str) -> dict[str, Any]:
     value["messages"][0]["text"]["body"] = text
     value["messages"][0]["from"] = sender
     return body
-
-
-def trigger_items(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the WhatsApp Trigger node emits for a webhook body: each change's value, with its field
-    (``WhatsAppTrigger.node.ts``'s ``webhook()``)."""
-    return [
-        {**change["value"], "field": change["field"]}
-        for entry in body["entry"]
-        for change in entry["changes"]
-    ]
 
 
 def test_every_code_node_is_tested_here() -> None:

@@ -33,7 +33,18 @@ from playwright.async_api import async_playwright
 from screenshot_service.dev.meta_emulator import create_emulator_app
 from screenshot_service.settings import Settings
 
-from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, n8n_install, payload, require_n8n
+from .n8nkit import (
+    ALLOWED,
+    BOT,
+    ERROR_HANDLER,
+    http_answer,
+    load,
+    n8n_install,
+    payload,
+    require_n8n,
+    trigger_items,
+    unflatten,
+)
 from .support.emulator import API_VERSION, APP_ID, APP_SECRET, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator
 from .support.inbox import Inbox, received
 from .support.servers import closed_port, serve
@@ -231,6 +242,15 @@ class Rest:
         """What the editor's Publish does: activate the workflow's current version."""
         workflow = await self.get(f"/workflows/{workflow_id}")
         await self.post(f"/workflows/{workflow_id}/activate", {"versionId": workflow["versionId"]})
+
+    async def outputs(self, execution_id: str) -> dict[str, list[dict[str, Any]]]:
+        """What each node of a run output (the items' JSON, all runs and outputs in order)."""
+        execution = await self.get(f"/executions/{execution_id}")
+        run_data = unflatten(execution["data"])["resultData"]["runData"]
+        return {
+            node: [item["json"] for run in runs for output in run["data"]["main"] for item in output or []]
+            for node, runs in run_data.items()
+        }
 
     async def executions(self, workflow_id: str) -> list[dict[str, Any]]:
         data = await self.get("/executions", filter=json.dumps({"workflowId": workflow_id}), limit="100")
@@ -511,9 +531,18 @@ async def test_sales_7d_is_marked_read_then_answered_with_the_picture_in_one_ser
     await bot.deliver(delivery("text-list"))  # asks the service for the dashboards, and keeps them
     await bot.replies(1)
     await bot.reset()
+    before = await bot.rest.executions(BOT_ID)
     body = delivery("text-sales-7d")
     await bot.deliver(body)
     [message] = await bot.replies(1)
+    [run] = await bot.runs(BOT_ID, 1, before)
+    outputs = await bot.rest.outputs(run["id"])
+    # The shapes the Code nodes' unit tests feed are the ones n8n produced here.
+    assert outputs["WhatsApp Trigger"] == trigger_items(body)
+    [rendered] = outputs["Render dashboard"]
+    assert rendered.keys() == http_answer(200, "{}").keys()
+    assert rendered["statusCode"] == 200
+    assert json.loads(rendered["data"])["media_id"] == message["media_id"]
     [upload] = await bot.emulator.uploads()
     assert (message["type"], message["to"], message["phone_number_id"]) == ("image", ALLOWED, PHONE_NUMBER_ID)
     assert message["media_id"] == upload["media_id"]
@@ -669,11 +698,18 @@ async def test_a_second_failure_gets_a_clear_sentence(
 )
 async def test_a_non_json_answer_keeps_its_status(bot: Bot, answer: CannedAnswer, sentence: str) -> None:
     await bot.reset()
+    before = await bot.rest.executions(BOT_ID)
     await bot.proxy.answer(answer)
     await bot.deliver(delivery("text-sales-7d"))
     [message] = await bot.replies(1)
     assert (message["type"], message["text"]) == ("text", sentence)
     assert len([r for r in await bot.proxy.requests() if r["path"] == "/v1/media"]) == 1
+    [run] = await bot.runs(BOT_ID, 1, before)
+    [rendered] = (await bot.rest.outputs(run["id"]))["Render dashboard"]
+    expected = http_answer(answer.status, answer.body, answer.content_type)
+    assert rendered.keys() == expected.keys()
+    assert (rendered["statusCode"], rendered["data"]) == (expected["statusCode"], expected["data"])
+    assert rendered["headers"]["content-type"].startswith(answer.content_type)
 
 
 async def test_meta_refusing_the_picture_reaches_the_operator(bot: Bot) -> None:
