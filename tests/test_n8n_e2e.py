@@ -68,16 +68,34 @@ CREDENTIALS = [
         {"name": "X-API-Key", "value": OTHER_KEY},
     ),
     (
+        "otherServiceKey2",
+        "Screenshot service API key (staging)",
+        "httpHeaderAuth",
+        {"name": "X-API-Key", "value": OTHER_KEY},
+    ),
+    (
         "otherWhatsApp001",
         "Another WhatsApp account",
         "whatsAppApi",
         {"accessToken": "another-accounts-token", "businessAccountId": "1"},
     ),
     (
+        "otherWhatsApp002",
+        "WhatsApp account (old)",
+        "whatsAppApi",
+        {"accessToken": "an-old-token", "businessAccountId": "1"},
+    ),
+    (
         "otherMetaApp0001",
         "Another Meta app",
         "whatsAppTriggerApi",
         {"clientId": "999", "clientSecret": "another-apps-secret"},
+    ),
+    (
+        "otherMetaApp0002",
+        "WhatsApp OAuth account (test app)",
+        "whatsAppTriggerApi",
+        {"clientId": "998", "clientSecret": "a-test-apps-secret"},
     ),
     (
         "screenshotKey001",
@@ -98,7 +116,7 @@ CREDENTIALS = [
         {"clientId": APP_ID, "clientSecret": APP_SECRET},
     ),
 ]
-INTENDED = {kind: cid for cid, name, kind, _ in CREDENTIALS if not name.startswith("Another")}
+INTENDED = {kind: cid for cid, _, kind, _ in CREDENTIALS[6:]}
 
 # The first test starts n8n, or with REQUIRE_N8N=1 may first install it (minutes, once per machine).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3900)]
