@@ -145,6 +145,34 @@ def test_parse_reads_a_tapped_button_as_text(tapped: dict[str, Any]) -> None:
     assert (item["action"], item["dashboard"], item["args"]) == ("render", "sales", ["7d"])
 
 
+def test_a_first_visit_to_the_chat_gets_the_help() -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg["type"] = "request_welcome"
+    assert parse({"body": body})[0]["action"] == "help"
+
+
+@pytest.mark.parametrize(
+    "kind", ["image", "sticker", "audio", "video", "document", "location", "contacts", "unsupported"]
+)
+def test_other_messages_get_the_short_hint(kind: str) -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg["type"] = kind
+    [item] = parse({"body": body})
+    assert (item["action"], item["text"]) == ("reply", HINT)
+
+
+def test_system_notices_get_nothing() -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg.update({"type": "system", "system": {"body": "User changed number", "type": "user_changed_number"}})
+    assert parse({"body": body}) == []
+
+
 @pytest.mark.parametrize(
     ("text", "dashboard", "args"),
     [("  SALES   7D ", "sales", ["7d"]), ("Revenue\t30d", "revenue", ["30d"]), ("sales", "sales", [])],
