@@ -588,6 +588,9 @@ def test_failures_get_a_short_human_sentence(answer: dict[str, Any], sentence: s
 OPERATOR = {"operatorNumber": "+976 8800 1122", "phoneNumberId": PHONE_NUMBER_ID, "operatorWebhookUrl": ""}
 
 
+MASKED = "Bad request - please check your parameters: Recipient …233 (…233) not in allowed list"
+
+
 def test_error_summary_names_the_run_links_it_and_masks_numbers() -> None:
     error_trigger_item = {
         "execution": {
@@ -595,7 +598,8 @@ def test_error_summary_names_the_run_links_it_and_masks_numbers() -> None:
             "url": "https://n8n.example.com/workflow/1/executions/231",
             "retryOf": None,
             "error": {
-                "message": "Bad request for +976 9911 2233 (97699112233)",
+                "message": "Bad request - please check your parameters",
+                "description": "Recipient +976 9911 2233 (97699112233) not in allowed list",
                 "stack": "Error: at secret.js:1",
             },
             "lastNodeExecuted": "Send text",
@@ -610,9 +614,9 @@ def test_error_summary_names_the_run_links_it_and_masks_numbers() -> None:
         "url": "https://n8n.example.com/workflow/1/executions/231",
         "node": "Send text",
         "mode": "webhook",
-        "message": "Bad request for …233 (…233)",
-        "text": "⚠️ WhatsApp dashboard bot: run 231 failed at Send text.\n"
-        "Bad request for …233 (…233)\nhttps://n8n.example.com/workflow/1/executions/231",
+        "message": MASKED,
+        "text": f"⚠️ WhatsApp dashboard bot: run 231 failed at Send text.\n{MASKED}\n"
+        "https://n8n.example.com/workflow/1/executions/231",
         "operatorNumber": "97688001122",
         "phoneNumberId": PHONE_NUMBER_ID,
         "operatorWebhookUrl": "",

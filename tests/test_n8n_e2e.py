@@ -748,6 +748,7 @@ async def test_meta_refusing_the_picture_reaches_the_operator(bot: Bot) -> None:
     [note] = await bot.replies(1)
     assert (note["to"], note["phone_number_id"]) == (OPERATOR, PHONE_NUMBER_ID)
     assert note["text"].startswith(f"⚠️ WhatsApp dashboard bot: run {failed['id']} failed at Send image.")
+    assert "Recipient phone number not in allowed list" in note["text"], "Meta's own words"
     assert f"/workflow/{BOT_ID}/executions/{failed['id']}" in note["text"]
     assert ALLOWED not in note["text"]
     assert ALLOWED[-7:] not in note["text"]
