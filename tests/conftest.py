@@ -20,7 +20,7 @@ from screenshot_service.whatsapp.graph import GraphClient
 from screenshot_service.whatsapp.tempfiles import TempImages
 
 from .support.browsers import ExternalChromium
-from .support.emulator import EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_settings
+from .support.emulator import APP_ID, APP_SECRET, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_settings
 from .support.figures import FAULT_FIGURES
 from .support.pages import create_pages_app
 from .support.servers import closed_port, serve
@@ -60,7 +60,7 @@ url = "{pages_url}/demo/sales?range={{range}}"
 wait = {{ selector = "body[data-ready='true']" }}
 [dashboards.sales.params.range]
 default = "today"
-pattern = "today|7d|30d|90d"
+values = ["today", "7d", "30d", "90d"]
 
 [dashboards.sales-unwaited]
 title = "Sales, captured without waiting for its data"
@@ -113,7 +113,10 @@ async def service(dashboards_file: Path) -> AsyncIterator[ServiceClient]:
 @pytest.fixture(scope="session")
 def meta_emulator_url() -> Iterator[str]:
     """One emulator for the session; it accepts only ``EMULATOR_TOKEN`` and ``PHONE_NUMBER_ID``."""
-    with serve(create_emulator_app(EMULATOR_TOKEN, phone_number_id=PHONE_NUMBER_ID)) as server:
+    app = create_emulator_app(
+        EMULATOR_TOKEN, phone_number_id=PHONE_NUMBER_ID, app_id=APP_ID, app_secret=APP_SECRET
+    )
+    with serve(app) as server:
         yield server.url
 
 

@@ -152,6 +152,20 @@ async def test_a_body_that_is_not_a_request_object_is_a_4xx(
     assert "Recursion" not in response.text
 
 
+async def test_a_value_not_allowed_is_answered_with_the_allowed_ones(service: httpx.AsyncClient) -> None:
+    body = {"dashboard": "sales", "params": {"range": "1y"}}
+    problem = assert_problem(await service.post("/v1/renders", json=body), 422, "invalid-parameter")
+    assert problem["detail"] == "params.range must be one of: today, 7d, 30d, 90d."
+
+
+async def test_malformed_json(service: httpx.AsyncClient) -> None:
+    response = await service.post(
+        "/v1/renders", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_body_too_large(service: httpx.AsyncClient) -> None:
     body = {"dashboard": "sales", "params": {"range": "x" * 40_000}}
     assert_problem(await service.post("/v1/renders", json=body), 413, "body-too-large")

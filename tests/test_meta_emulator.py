@@ -14,7 +14,15 @@ import pytest
 
 from screenshot_service.dev.meta_emulator import DEFAULT_MAX_BYTES, main
 
-from .support.emulator import API_VERSION, EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, png_bytes
+from .support.emulator import (
+    API_VERSION,
+    APP_ID,
+    APP_SECRET,
+    EMULATOR_TOKEN,
+    PHONE_NUMBER_ID,
+    Emulator,
+    png_bytes,
+)
 from .support.servers import closed_port
 
 AUTH = {"Authorization": f"Bearer {EMULATOR_TOKEN}"}
@@ -217,6 +225,99 @@ async def test_sent_messages_are_recorded(emulator: Emulator) -> None:
 async def test_bad_messages_are_refused(emulator: Emulator, message: dict[str, Any]) -> None:
     assert_graph_error(await emulator.http.post(MESSAGES, headers=AUTH, json=message), 400, 100)
     assert await emulator.messages() == []
+
+
+READ = {
+    "messaging_product": "whatsapp",
+    "status": "read",
+    "message_id": "wamid.HBgLOTc2OTkxMTIyMzMVAgASGBQzQUI2",
+    "typing_indicator": {"type": "text"},
+}
+
+
+async def test_a_read_receipt_with_typing_is_recorded_in_order_with_messages(emulator: Emulator) -> None:
+    text = {"messaging_product": "whatsapp", "to": "97699112233", "type": "text", "text": {"body": "hi"}}
+    read = await emulator.http.post(MESSAGES, headers=AUTH, json=READ)
+    assert (read.status_code, read.json()) == (200, {"success": True})
+    assert (await emulator.http.post(MESSAGES, headers=AUTH, json=text)).status_code == 200
+
+    [receipt] = await emulator.reads()
+    [message] = await emulator.messages()
+    assert (receipt["message_id"], receipt["typing"], receipt["phone_number_id"]) == (
+        READ["message_id"],
+        "text",
+        PHONE_NUMBER_ID,
+    )
+    assert receipt["seq"] < message["seq"]
+    assert (len(await emulator.requests("read")), len(await emulator.requests("messages"))) == (1, 1)
+
+
+async def test_a_fault_aimed_at_sends_spares_read_receipts(emulator: Emulator) -> None:
+    await emulator.faults({"kind": "error", "on": "messages", "code": 131030})
+    assert (await emulator.http.post(MESSAGES, headers=AUTH, json=READ)).status_code == 200
+    text = {"messaging_product": "whatsapp", "to": "97699112233", "type": "text", "text": {"body": "hi"}}
+    assert_graph_error(await emulator.http.post(MESSAGES, headers=AUTH, json=text), 400, 131030)
+
+
+@pytest.mark.parametrize(
+    "receipt",
+    [
+        pytest.param({**READ, "message_id": ""}, id="no-message-id"),
+        pytest.param({**READ, "status": "delivered"}, id="not-read"),
+        pytest.param({**READ, "typing_indicator": {"type": "audio"}}, id="bad-typing"),
+        pytest.param({k: v for k, v in READ.items() if k != "messaging_product"}, id="no-product"),
+    ],
+)
+async def test_bad_read_receipts_are_refused(emulator: Emulator, receipt: dict[str, Any]) -> None:
+    assert_graph_error(await emulator.http.post(MESSAGES, headers=AUTH, json=receipt), 400, 100)
+    assert await emulator.reads() == []
+
+
+async def app_token(emulator: Emulator, secret: str = APP_SECRET) -> httpx.Response:
+    return await emulator.http.post(
+        "/v19.0/oauth/access_token",
+        data={"client_id": APP_ID, "client_secret": secret, "grant_type": "client_credentials"},
+    )
+
+
+async def test_the_app_subscribes_its_webhook_with_its_own_token(emulator: Emulator) -> None:
+    # What n8n's WhatsApp Trigger does on activation: an app token, then list and create.
+    token = (await app_token(emulator)).json()["access_token"]
+    assert token.startswith(f"{APP_ID}|")
+    app_auth = {"Authorization": f"Bearer {token}"}
+    subscriptions = f"/v19.0/{APP_ID}/subscriptions"
+    created = await emulator.http.post(
+        subscriptions,
+        headers=app_auth,
+        data={
+            "object": "whatsapp_business_account",
+            "callback_url": "http://127.0.0.1:5678/webhook/x/webhook",
+            "verify_token": "node-id",
+            "fields": '["messages"]',
+            "include_values": "true",
+        },
+    )
+    assert (created.status_code, created.json()) == (200, {"success": True})
+    [listed] = (await emulator.http.get(subscriptions, headers=app_auth)).json()["data"]
+    assert listed == {
+        "object": "whatsapp_business_account",
+        "callback_url": "http://127.0.0.1:5678/webhook/x/webhook",
+        "active": True,
+        "fields": [{"name": "messages", "version": "v19.0"}],
+    }
+    [kept] = await emulator.subscriptions()
+    assert kept["verify_token"] == "node-id"
+    # The page's token is not the app's.
+    assert_graph_error(await emulator.http.get(subscriptions, headers=AUTH), 401, 190)
+    deleted = await emulator.http.request(
+        "DELETE", subscriptions, headers=app_auth, json={"object": "whatsapp_business_account"}
+    )
+    assert deleted.status_code == 200
+    assert await emulator.subscriptions() == []
+
+
+async def test_a_wrong_app_secret_gets_no_token(emulator: Emulator) -> None:
+    assert_graph_error(await app_token(emulator, "another-apps-secret"), 400, 1)
 
 
 async def test_faults_are_used_once_in_order_and_only_where_aimed(emulator: Emulator) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from typing import Any
 
 import msgspec
@@ -11,13 +13,24 @@ import pytest
 from screenshot_service.dashboards.catalog import Catalog
 from screenshot_service.settings import load_settings
 
-from .n8nkit import ALLOWED, BOT, ERROR_HANDLER, load, payload, run_code_node
+from .n8nkit import (
+    ALLOWED,
+    BOT,
+    ERROR_HANDLER,
+    connection_failed,
+    http_answer,
+    load,
+    payload,
+    run_code_node,
+    trigger_items,
+)
 
 STRANGER = "4915112345678"
 PHONE_NUMBER_ID = "106540352242922"
 TESTED = {
     "Parse message",
     "Check sender",
+    "Use cached dashboards",
     "Plan request",
     "Read render result",
     "Explain failure",
@@ -37,10 +50,14 @@ def parse(*items: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def dashboards_answer() -> dict[str, Any]:
-    """GET /v1/dashboards for the demo dashboards, as the service encodes it, in n8n's full-response shape."""
+    """GET /v1/dashboards for the demo dashboards, as the service encodes it and n8n outputs it."""
     catalog = Catalog.load(load_settings({"SCREENSHOT_API_KEYS": "t:n8n-key-4f9c2a71e8b3d605"}))
-    body = msgspec.to_builtins(catalog.describe())
-    return {"statusCode": 200, "statusMessage": "OK", "headers": {}, "body": body}
+    return http_answer(200, msgspec.json.encode(catalog.describe()).decode())
+
+
+def demo_dashboards() -> list[dict[str, Any]]:
+    body: dict[str, Any] = json.loads(dashboards_answer()["data"])
+    return [{"name": d["name"], "title": d["title"], "params": d["params"]} for d in body["dashboards"]]
 
 
 def message(text: str, sender: str = ALLOWED) -> dict[str, Any]:
@@ -53,16 +70,6 @@ def _text_payload(text: str, sender: str) -> dict[str, Any]:
     value["messages"][0]["text"]["body"] = text
     value["messages"][0]["from"] = sender
     return body
-
-
-def trigger_items(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the WhatsApp Trigger node emits for a webhook body: each change's value, with its field
-    (``WhatsAppTrigger.node.ts``'s ``webhook()``)."""
-    return [
-        {**change["value"], "field": change["field"]}
-        for entry in body["entry"]
-        for change in entry["changes"]
-    ]
 
 
 def test_every_code_node_is_tested_here() -> None:
@@ -78,12 +85,13 @@ def test_every_code_node_is_tested_here() -> None:
 # --- Parse message ------------------------------------------------------------------------------
 
 HELP = config()["helpText"]
+HINT = config()["hintText"]
 
 
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        pytest.param("text-help", {"action": "reply", "text": HELP}, id="help-any-case-and-spaces"),
+        pytest.param("text-help", {"action": "help"}, id="help-any-case-and-spaces"),
         pytest.param("text-list", {"action": "list"}, id="list"),
         pytest.param(
             "text-sales-7d", {"action": "render", "dashboard": "sales", "args": ["7d"]}, id="sales-7d"
@@ -91,7 +99,7 @@ HELP = config()["helpText"]
         pytest.param(
             "text-unknown", {"action": "render", "dashboard": "борлуулалт", "args": []}, id="unknown"
         ),
-        pytest.param("image-message", {"action": "reply", "text": HELP}, id="image-gets-help"),
+        pytest.param("image-message", {"action": "reply", "text": HINT}, id="image-gets-a-hint"),
     ],
 )
 @pytest.mark.parametrize("shape", ["webhook-node", "whatsapp-trigger"])
@@ -107,12 +115,62 @@ def test_parse_reads_each_message(fixture: str, expected: dict[str, Any], shape:
     }
 
 
-@pytest.mark.parametrize("fixture", ["status-delivered", "status-failed"])
+@pytest.mark.parametrize("fixture", ["status-delivered", "status-failed", "reaction"])
 @pytest.mark.parametrize("shape", ["webhook-node", "whatsapp-trigger"])
-def test_parse_ignores_status_updates(fixture: str, shape: str) -> None:
+def test_parse_ignores_status_updates_and_reactions(fixture: str, shape: str) -> None:
     body = payload(fixture)
     items = [{"body": body}] if shape == "webhook-node" else trigger_items(body)
     assert parse(*items) == []
+
+
+@pytest.mark.parametrize(
+    "tapped",
+    [
+        pytest.param({"type": "button", "button": {"text": "Sales 7d", "payload": "x"}}, id="button"),
+        pytest.param(
+            {
+                "type": "interactive",
+                "interactive": {"type": "list_reply", "list_reply": {"id": "r", "title": "sales 7d"}},
+            },
+            id="list-row",
+        ),
+    ],
+)
+def test_parse_reads_a_tapped_button_as_text(tapped: dict[str, Any]) -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg.update(tapped)
+    [item] = parse({"body": body})
+    assert (item["action"], item["dashboard"], item["args"]) == ("render", "sales", ["7d"])
+
+
+def test_a_first_visit_to_the_chat_gets_the_help() -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg["type"] = "request_welcome"
+    assert parse({"body": body})[0]["action"] == "help"
+
+
+@pytest.mark.parametrize(
+    "kind", ["image", "sticker", "audio", "video", "document", "location", "contacts", "unsupported"]
+)
+def test_other_messages_get_the_short_hint(kind: str) -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg["type"] = kind
+    [item] = parse({"body": body})
+    assert (item["action"], item["text"]) == ("reply", HINT)
+
+
+def test_system_notices_get_nothing() -> None:
+    body = payload("text-help")
+    msg = body["entry"][0]["changes"][0]["value"]["messages"][0]
+    del msg["text"]
+    msg.update({"type": "system", "system": {"body": "User changed number", "type": "user_changed_number"}})
+    assert parse({"body": body}) == []
 
 
 @pytest.mark.parametrize(
@@ -127,22 +185,31 @@ def test_parse_is_case_and_space_insensitive(text: str, dashboard: str, args: li
 def test_parse_gives_one_item_per_message_in_a_batch() -> None:
     body = payload("text-list")
     value = body["entry"][0]["changes"][0]["value"]
-    value["messages"].append({**value["messages"][0], "text": {"body": "help"}})
-    assert [i["action"] for i in parse({"body": body})] == ["list", "reply"]
+    value["messages"].append({**value["messages"][0], "id": "wamid.second", "text": {"body": "help"}})
+    assert [i["action"] for i in parse({"body": body})] == ["list", "help"]
 
 
 def test_parse_skips_other_webhook_fields_and_objects() -> None:
     body = payload("text-list")
     body["entry"][0]["changes"][0]["field"] = "account_update"
     assert parse({"body": body}) == []
+    assert parse(*trigger_items(body)) == []
     assert parse({"body": {"object": "page", "entry": []}}) == []
 
 
 # --- Check sender ---------------------------------------------------------------------------------
 
 
-def check(items: list[dict[str, Any]], **settings: Any) -> list[dict[str, Any]]:
-    return run_code_node(BOT, "Check sender", items, {"Config": [config(**settings)]})
+def check(
+    items: list[dict[str, Any]], static: dict[str, Any] | None = None, **settings: Any
+) -> list[dict[str, Any]]:
+    return run_code_node(
+        BOT,
+        "Check sender",
+        items,
+        {"Config": [config(**settings)]},
+        static_data=static if static is not None else {},
+    )
 
 
 def test_allowed_sender_passes_unchanged() -> None:
@@ -156,36 +223,113 @@ def test_allowlist_entries_are_compared_as_digits(listed: str) -> None:
     assert check([item], allowedNumbers=listed) == [item]
 
 
-def test_stranger_gets_one_polite_refusal() -> None:
+def stranger() -> dict[str, Any]:
     [item] = parse({"body": payload("text-stranger")})
-    assert check([item]) == [
+    return item
+
+
+def test_stranger_gets_one_polite_refusal_per_window_and_no_number_is_kept() -> None:
+    static: dict[str, Any] = {}
+    first = check([stranger()], static)
+    assert first == [
         {
             "from": STRANGER,
             "phoneNumberId": PHONE_NUMBER_ID,
+            "messageId": stranger()["messageId"],
             "action": "reply",
             "text": config()["refusalText"],
         }
     ]
+    assert check([stranger()], static) == []
+    assert STRANGER not in json.dumps(static)
+    assert STRANGER[-7:] not in json.dumps(static)
+
+
+def test_a_stranger_is_answered_again_after_the_window() -> None:
+    static: dict[str, Any] = {}
+    check([stranger()], static)
+    [key] = static["refused"]
+    static["refused"][key] = time.time() * 1000 - 25 * 3600 * 1000
+    assert len(check([stranger()], static)) == 1
 
 
 def test_stranger_gets_nothing_when_so_configured() -> None:
-    [item] = parse({"body": payload("text-stranger")})
-    assert check([item], answerStrangers=False) == []
+    assert check([stranger()], answerStrangers=False) == []
 
 
 def test_empty_allowlist_lets_nobody_render() -> None:
     assert check([message("sales")], allowedNumbers="")[0]["action"] == "reply"
 
 
+# --- Use cached dashboards ------------------------------------------------------------------------
+
+
+def cached(text: str, static: dict[str, Any]) -> dict[str, Any]:
+    ack = http_answer(
+        200, '{"success":true}'
+    )  # "Mark read, show typing" output; the message comes from Check sender
+    [out] = run_code_node(
+        BOT,
+        "Use cached dashboards",
+        [ack],
+        {"Config": [config()], "Check sender": [message(text)]},
+        static_data=static,
+    )
+    return out
+
+
+def test_a_render_uses_a_fresh_cached_list() -> None:
+    static = {"dashboards": {"at": time.time() * 1000, "list": demo_dashboards()}}
+    out = cached("sales 7d", static)
+    assert (out["next"], out["dashboards"], out["action"]) == ("plan", demo_dashboards(), "render")
+
+
+@pytest.mark.parametrize(
+    ("text", "age_s"), [("sales 7d", 301), ("list", 0), ("help", 0)], ids=["stale", "list", "help"]
+)
+def test_a_stale_cache_help_and_list_ask_the_service(text: str, age_s: int) -> None:
+    static = {"dashboards": {"at": (time.time() - age_s) * 1000, "list": demo_dashboards()}}
+    out = cached(text, static)
+    assert (out["next"], out["dashboards"]) == ("fetch", None)
+
+
+def test_no_cache_asks_the_service() -> None:
+    assert cached("sales", {})["next"] == "fetch"
+
+
 # --- Plan request ---------------------------------------------------------------------------------
 
 
-def plan(text: str, answer: dict[str, Any] | None = None) -> dict[str, Any]:
+def plan(
+    text: str, answer: dict[str, Any] | None = None, static: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Plan request after Fetch dashboards (``answer``), or on the cached path when ``answer`` is None
+    and ``static`` holds the list."""
     msg = message(text)
+    if answer is None and static is not None:
+        item = {**msg, "next": "plan", "dashboards": static["dashboards"]["list"]}
+        inputs = [item]
+    else:
+        item = {**msg, "next": "fetch", "dashboards": None}
+        inputs = [answer or dashboards_answer()]
     [out] = run_code_node(
-        BOT, "Plan request", [answer or dashboards_answer()], {"Config": [config()], "Check sender": [msg]}
+        BOT,
+        "Plan request",
+        inputs,
+        {"Config": [config()], "Use cached dashboards": [item]},
+        static_data=static if static is not None else {},
     )
     return out
+
+
+CATALOGUE = (
+    "Dashboards I can show:\n"
+    "• *sales [range]*: Sales\n"
+    "   range: today, 7d, 30d or 90d (default today)\n"
+    "• *revenue [range]*: Revenue\n"
+    "   range: today, 7d, 30d or 90d (default 7d)\n\n"
+    "Send e.g. *sales 7d*."
+)
 
 
 def test_plan_maps_positional_options_to_params_in_order() -> None:
@@ -200,65 +344,90 @@ def test_plan_maps_positional_options_to_params_in_order() -> None:
     }
 
 
+def test_plan_keeps_the_fetched_list_and_plans_from_it_next_time() -> None:
+    static: dict[str, Any] = {}
+    first = plan("sales 7d", dashboards_answer(), static)
+    assert static["dashboards"]["list"] == demo_dashboards()
+    assert plan("sales 7d", None, static) == first
+
+
 def test_plan_leaves_missing_options_to_the_defaults() -> None:
     assert plan("revenue")["request"] == {"dashboard": "revenue", "params": {}, "requester": ALLOWED}
 
 
-def test_plan_lists_dashboards_by_title_and_name() -> None:
-    reply = plan("list")
-    assert reply["action"] == "reply"
-    assert "• Sales: *sales [range]*" in reply["text"]
-    assert "• Revenue: *revenue [range]*" in reply["text"]
+def test_list_shows_every_dashboard_with_its_options_and_allowed_values() -> None:
+    assert plan("list") == {
+        "from": ALLOWED,
+        "phoneNumberId": PHONE_NUMBER_ID,
+        "action": "reply",
+        "text": CATALOGUE,
+    }
 
 
-def test_plan_answers_an_unknown_dashboard_with_help() -> None:
+def test_help_is_the_help_text_and_the_dashboards() -> None:
+    assert plan("help")["text"] == f"{HELP}\n\n{CATALOGUE}"
+
+
+def test_plan_answers_an_unknown_dashboard_with_the_list() -> None:
     reply = plan("борлуулалт")
     assert reply["action"] == "reply"
-    assert reply["text"] == f'I don\'t know "борлуулалт".\n\n{HELP}'
+    assert reply["text"] == f'I don\'t know "борлуулалт".\n\n{CATALOGUE}'
+
+
+def test_a_value_not_allowed_is_answered_with_the_allowed_ones() -> None:
+    reply = plan("sales 1y")
+    assert reply["action"] == "reply"
+    assert reply["text"] == '*sales* has no range "1y". Choose one of: today, 7d, 30d or 90d.'
 
 
 def test_plan_refuses_too_many_options() -> None:
     reply = plan("sales 7d extra")
-    assert reply == {
-        **reply,
-        "action": "reply",
-        "text": "*sales* takes these options, in order: *sales [range]*.",
-    }
+    assert reply["text"] == (
+        "*sales* takes these options, in order: *sales [range]*\n"
+        "   range: today, 7d, 30d or 90d (default today)"
+    )
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("answer", "status"),
     [
         pytest.param(
-            {"statusCode": 401, "body": {"type": "urn:screenshot-service:problem:unauthorized"}}, id="401"
+            http_answer(
+                401,
+                '{"type":"urn:screenshot-service:problem:unauthorized","status":401}',
+                "application/problem+json",
+            ),
+            401,
+            id="401-problem",
         ),
-        pytest.param({"error": {"message": "connect ECONNREFUSED 127.0.0.1:1"}}, id="unreachable"),
-        pytest.param({"statusCode": 200, "body": "<html>"}, id="not-json"),
-        pytest.param({"statusCode": 502, "data": "<html>Bad Gateway</html>"}, id="text"),
+        pytest.param(connection_failed(), None, id="unreachable"),
+        pytest.param(http_answer(200, "<html>", "text/html"), 200, id="200-not-json"),
+        pytest.param(http_answer(502, "<html>Bad Gateway</html>", "text/html"), 502, id="proxy-502"),
     ],
 )
-def test_plan_hands_a_failed_fetch_to_explain_failure(answer: dict[str, Any]) -> None:
+def test_plan_hands_a_failed_fetch_to_explain_failure(answer: dict[str, Any], status: int | None) -> None:
     out = plan("sales 7d", answer)
     assert out["action"] == "failed"
     assert out["dashboard"] == "sales"
-    body = answer.get("body", answer.get("data"))
-    assert out["answer"] == {
-        "statusCode": answer.get("statusCode"),
-        "body": body,
-        "error": answer.get("error"),
-    }
+    assert out["answer"]["statusCode"] == status
+    assert out["answer"]["error"] == answer.get("error")
+
+
+def test_help_still_helps_when_the_service_is_down() -> None:
+    assert plan("help", connection_failed())["text"] == HELP
 
 
 # --- Read render result ----------------------------------------------------------------------------
 
 
-def read_result(answer: dict[str, Any], text: str = "sales 7d") -> dict[str, Any]:
+def read_result(answer: dict[str, Any], text: str = "sales 7d", run_index: int = 0) -> dict[str, Any]:
     planned = plan(text)
     [out] = run_code_node(
         BOT,
         "Read render result",
         [answer],
         {"Config": [config(timeZone="Asia/Ulaanbaatar")], "Plan request": [planned]},
+        run_index=run_index,
     )
     return out
 
@@ -277,8 +446,13 @@ MEDIA = {
 }
 
 
+def problem_answer(status: int, slug: str, **headers: str) -> dict[str, Any]:
+    body = {"type": f"urn:screenshot-service:problem:{slug}", "title": "t", "status": status, "detail": "d"}
+    return http_answer(status, json.dumps(body), "application/problem+json", **headers)
+
+
 def test_result_sends_the_image_by_media_id_with_title_options_and_time() -> None:
-    out = read_result({"statusCode": 200, "headers": {}, "body": MEDIA})
+    out = read_result(http_answer(200, json.dumps(MEDIA)))
     assert {k: out[k] for k in ("from", "phoneNumberId", "action", "mediaId")} == {
         "from": ALLOWED,
         "phoneNumberId": PHONE_NUMBER_ID,
@@ -290,35 +464,81 @@ def test_result_sends_the_image_by_media_id_with_title_options_and_time() -> Non
 
 
 def test_result_hands_a_problem_to_explain_failure() -> None:
-    problem = {"type": "urn:screenshot-service:problem:render-timeout", "status": 504, "detail": "x"}
-    out = read_result({"statusCode": 504, "body": problem})
+    answer = problem_answer(504, "render-timeout")
+    out = read_result(answer)
     assert out == {
         "from": ALLOWED,
         "phoneNumberId": PHONE_NUMBER_ID,
         "action": "failed",
         "dashboard": "sales",
-        "answer": {"statusCode": 504, "body": problem, "error": None},
+        "answer": {
+            "statusCode": 504,
+            "headers": answer["headers"],
+            "body": json.loads(answer["data"]),
+            "error": None,
+        },
     }
+
+
+@pytest.mark.parametrize(
+    ("slug", "status", "retry_after", "wait"),
+    [
+        ("browser-unavailable", 503, "3", 3),
+        ("queue-timeout", 503, None, 1),
+        ("overloaded", 429, "2", 2),
+        ("upstream-throttled", 503, "0", 1),
+    ],
+)
+def test_a_retryable_problem_is_tried_once_more_after_retry_after(
+    slug: str, status: int, retry_after: str | None, wait: int
+) -> None:
+    headers = {"retry_after": retry_after} if retry_after is not None else {}
+    answer = problem_answer(status, slug, **headers)
+    first = read_result(answer)
+    assert (first["action"], first["waitSeconds"]) == ("retry", wait)
+    assert first["request"] == {"dashboard": "sales", "params": {"range": "7d"}, "requester": ALLOWED}
+    assert read_result(answer, run_index=1)["action"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            problem_answer(503, "browser-unavailable", retry_after="120"), id="retry-after-too-long"
+        ),
+        pytest.param(problem_answer(429, "rate-limited", retry_after="1"), id="rate-limited-is-final"),
+        pytest.param(problem_answer(504, "render-timeout"), id="timeout-is-final"),
+        pytest.param(http_answer(502, "<html>Bad Gateway</html>", "text/html"), id="proxy-page"),
+        pytest.param(http_answer(429, "Too Many Requests", "text/plain", retry_after="1"), id="text-429"),
+        pytest.param(connection_failed(), id="unreachable"),
+    ],
+)
+def test_other_failures_are_not_retried(answer: dict[str, Any]) -> None:
+    out = read_result(answer)
+    assert out["action"] == "failed"
+    assert out["answer"]["statusCode"] == answer.get("statusCode")
 
 
 # --- Explain failure -------------------------------------------------------------------------------
 
 UNAVAILABLE = "The dashboard service is not available right now. Please try again in a few minutes."
+RESTARTING = "The dashboard service is restarting just now. Please try again in a few minutes."
 TIMEOUT = "The dashboard took too long to load. Please try again in a moment."
 RATE = "You have asked for many pictures just now. Please wait a minute and try again."
 BUSY = "Many pictures are being made just now. Please try again in a minute."
+INVALID = "That option is not valid for *sales*. Send *list* to see its options and their values."
 
 
-def problem(status: int, slug: str) -> dict[str, Any]:
+def failed(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer as Plan request and Read render result hand it on: the body parsed when it is JSON."""
+    body: Any = answer.get("data")
+    with contextlib.suppress(ValueError):
+        body = json.loads(body) if isinstance(body, str) else body
     return {
-        "statusCode": status,
-        "body": {
-            "type": f"urn:screenshot-service:problem:{slug}",
-            "title": "internal title",
-            "status": status,
-            "detail": "secret internal detail at /srv/app.py line 12",
-            "request_id": "abc123",
-        },
+        "statusCode": answer.get("statusCode"),
+        "headers": answer.get("headers", {}),
+        "body": body,
+        "error": answer.get("error"),
     }
 
 
@@ -326,66 +546,60 @@ def problem(status: int, slug: str) -> dict[str, Any]:
     ("answer", "sentence"),
     [
         (
-            problem(404, "unknown-dashboard"),
+            problem_answer(404, "unknown-dashboard"),
             "I don't know *sales*. Send *list* to see the dashboards I can show.",
         ),
-        (
-            problem(422, "invalid-parameter"),
-            "That option is not valid for *sales*. Send *list* to see its options.",
-        ),
-        (
-            problem(422, "invalid-request"),
-            "That option is not valid for *sales*. Send *list* to see its options.",
-        ),
-        (problem(429, "rate-limited"), RATE),
-        (problem(403, "requester-not-allowed"), "Sorry, this number is not allowed to use this bot."),
-        (problem(504, "render-timeout"), TIMEOUT),
-        (problem(502, "render-failed"), "I could not open *sales* just now. Please try again later."),
-        (problem(422, "image-too-large"), "*sales* is too big to send as a picture."),
-        (problem(503, "browser-unavailable"), UNAVAILABLE),
-        (problem(503, "upstream-throttled"), UNAVAILABLE),
-        (problem(502, "upstream-error"), UNAVAILABLE),
-        (problem(503, "meta-not-configured"), UNAVAILABLE),
-        (problem(401, "unauthorized"), UNAVAILABLE),
-        (problem(413, "body-too-large"), UNAVAILABLE),
-        (problem(429, "overloaded"), BUSY),
-        (problem(503, "queue-timeout"), BUSY),
-        (problem(502, "page-crashed"), "I could not open *sales* just now. Please try again later."),
-        (problem(503, "some-future-problem"), UNAVAILABLE),
-        (
-            {
-                **problem(422, "invalid-parameter"),
-                "body": json.dumps(problem(422, "invalid-parameter")["body"]),
-            },
-            "That option is not valid for *sales*. Send *list* to see its options.",
-        ),
-        ({"statusCode": 429, "body": "Too Many Requests"}, RATE),
-        ({"statusCode": 504, "body": "<html>Gateway Timeout</html>"}, TIMEOUT),
-        ({"statusCode": 500, "body": None}, UNAVAILABLE),
-        ({"error": {"message": "connect ECONNREFUSED 127.0.0.1:8000"}}, UNAVAILABLE),
-        ({"error": {"message": "timeout of 90000ms exceeded", "code": "ECONNABORTED"}}, TIMEOUT),
-        ({"error": {"name": "NodeApiError", "description": "ETIMEDOUT"}}, TIMEOUT),
+        (problem_answer(422, "invalid-parameter"), INVALID),
+        (problem_answer(422, "invalid-request"), INVALID),
+        (problem_answer(429, "rate-limited"), RATE),
+        (problem_answer(403, "requester-not-allowed"), "Sorry, this number is not allowed to use this bot."),
+        (problem_answer(504, "render-timeout"), TIMEOUT),
+        (problem_answer(502, "render-failed"), "I could not open *sales* just now. Please try again later."),
+        (problem_answer(422, "image-too-large"), "*sales* is too big to send as a picture."),
+        (problem_answer(503, "browser-unavailable"), RESTARTING),
+        (problem_answer(503, "upstream-throttled"), BUSY),
+        (problem_answer(502, "upstream-error"), UNAVAILABLE),
+        (problem_answer(503, "meta-not-configured"), UNAVAILABLE),
+        (problem_answer(401, "unauthorized"), UNAVAILABLE),
+        (problem_answer(413, "body-too-large"), UNAVAILABLE),
+        (problem_answer(429, "overloaded"), BUSY),
+        (problem_answer(503, "queue-timeout"), BUSY),
+        (problem_answer(502, "page-crashed"), "I could not open *sales* just now. Please try again later."),
+        (problem_answer(503, "some-future-problem"), UNAVAILABLE),
+        (http_answer(429, "Too Many Requests", "text/plain"), RATE),
+        (http_answer(504, "<html>Gateway Timeout</html>", "text/html"), TIMEOUT),
+        (http_answer(502, "<html>Bad Gateway</html>", "text/html"), UNAVAILABLE),
+        (http_answer(500, None), UNAVAILABLE),
+        (connection_failed(), UNAVAILABLE),
+        (connection_failed("timeout of 120000ms exceeded", "ECONNABORTED"), TIMEOUT),
+        (connection_failed("connect ETIMEDOUT 10.0.0.1:443", "ETIMEDOUT"), TIMEOUT),
         ({}, UNAVAILABLE),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 20 else None,
 )
 def test_failures_get_a_short_human_sentence(answer: dict[str, Any], sentence: str) -> None:
-    failed = {"from": ALLOWED, "phoneNumberId": PHONE_NUMBER_ID, "action": "failed", "dashboard": "sales"}
-    [out] = run_code_node(BOT, "Explain failure", [{**failed, "answer": answer}])
+    item = {"from": ALLOWED, "phoneNumberId": PHONE_NUMBER_ID, "action": "failed", "dashboard": "sales"}
+    [out] = run_code_node(BOT, "Explain failure", [{**item, "answer": failed(answer)}])
     assert out == {"from": ALLOWED, "phoneNumberId": PHONE_NUMBER_ID, "action": "reply", "text": sentence}
 
 
 # --- Summarise failure (error workflow) --------------------------------------------------------------
 
+OPERATOR = {"operatorNumber": "+976 8800 1122", "phoneNumberId": PHONE_NUMBER_ID, "operatorWebhookUrl": ""}
 
-def test_error_summary_names_the_run_and_masks_numbers() -> None:
+
+MASKED = "Bad request - please check your parameters: Recipient …233 (…233) not in allowed list"
+
+
+def test_error_summary_names_the_run_links_it_and_masks_numbers() -> None:
     error_trigger_item = {
         "execution": {
             "id": "231",
             "url": "https://n8n.example.com/workflow/1/executions/231",
             "retryOf": None,
             "error": {
-                "message": "Bad request for +976 9911 2233 (97699112233)",
+                "message": "Bad request - please check your parameters",
+                "description": "Recipient +976 9911 2233 (97699112233) not in allowed list",
                 "stack": "Error: at secret.js:1",
             },
             "lastNodeExecuted": "Send text",
@@ -393,15 +607,21 @@ def test_error_summary_names_the_run_and_masks_numbers() -> None:
         },
         "workflow": {"id": "WaDashboardBot01", "name": "WhatsApp dashboard bot"},
     }
-    [out] = run_code_node(ERROR_HANDLER, "Summarise failure", [error_trigger_item])
+    [out] = run_code_node(ERROR_HANDLER, "Summarise failure", [error_trigger_item], {"Config": [OPERATOR]})
     assert out == {
         "workflow": "WhatsApp dashboard bot",
         "executionId": "231",
         "url": "https://n8n.example.com/workflow/1/executions/231",
         "node": "Send text",
         "mode": "webhook",
-        "message": "Bad request for …233 (…233)",
+        "message": MASKED,
+        "text": f"⚠️ WhatsApp dashboard bot: run 231 failed at Send text.\n{MASKED}\n"
+        "https://n8n.example.com/workflow/1/executions/231",
+        "operatorNumber": "97688001122",
+        "phoneNumberId": PHONE_NUMBER_ID,
+        "operatorWebhookUrl": "",
     }
+    assert "2233" not in out["text"]
 
 
 def test_error_summary_of_a_trigger_failure() -> None:
@@ -412,5 +632,6 @@ def test_error_summary_of_a_trigger_failure() -> None:
         },
         "workflow": {"name": "WhatsApp dashboard bot"},
     }
-    [out] = run_code_node(ERROR_HANDLER, "Summarise failure", [item])
+    [out] = run_code_node(ERROR_HANDLER, "Summarise failure", [item], {"Config": [OPERATOR]})
     assert (out["node"], out["mode"], out["message"]) == ("WhatsApp Trigger", "trigger", "Invalid token")
+    assert out["text"].startswith("⚠️ WhatsApp dashboard bot: a run failed at WhatsApp Trigger.")

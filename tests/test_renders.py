@@ -84,7 +84,13 @@ async def test_dashboards_listing(service: httpx.AsyncClient) -> None:
     assert listing["default"] == "sales"
     sales = next(d for d in listing["dashboards"] if d["name"] == "sales")
     assert sales["params"] == [
-        {"name": "range", "default": "today", "pattern": "today|7d|30d|90d", "description": ""}
+        {
+            "name": "range",
+            "default": "today",
+            "pattern": "today|7d|30d|90d",
+            "description": "",
+            "values": ["today", "7d", "30d", "90d"],
+        }
     ]
     assert "url" not in sales  # where dashboards live is the operator's business
     assert "dash-secret-token-42" not in response.text

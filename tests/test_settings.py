@@ -111,6 +111,16 @@ def test_demo_dashboards_load() -> None:
             "does not match its pattern",
             id="default-vs-pattern",
         ),
+        pytest.param(
+            '[dashboards.a]\nurl = "http://x/{r}"\n[dashboards.a.params.r]\nvalues = []',
+            "list at least one value",
+            id="no-values",
+        ),
+        pytest.param(
+            '[dashboards.a]\nurl = "http://x/{r}"\n[dashboards.a.params.r]\ndefault = "1y"\nvalues = ["7d"]',
+            "does not match its pattern",
+            id="default-not-a-value",
+        ),
     ],
 )
 def test_bad_dashboards_file(tmp_path: Path, toml: str, message: str) -> None:

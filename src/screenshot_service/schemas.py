@@ -75,6 +75,8 @@ class ParamInfo(msgspec.Struct, kw_only=True, frozen=True):
     default: str | None
     pattern: str
     description: str
+    values: list[str] | None = None
+    """The allowed values, when the dashboard lists them (the pattern then matches exactly these)."""
 
 
 class DashboardInfo(msgspec.Struct, kw_only=True, frozen=True):

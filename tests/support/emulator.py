@@ -15,6 +15,9 @@ from screenshot_service.settings import Settings, load_settings
 EMULATOR_TOKEN = "emulator-token-0123456789abcdef"
 PHONE_NUMBER_ID = "106540352242922"
 API_VERSION = "v21.0"
+APP_ID = "1234567890123456"
+"""The Meta app whose access token and webhook subscriptions the emulator serves."""
+APP_SECRET = "emulator-app-secret-fedcba9876543210"
 
 
 def meta_env(graph_url: str, temp_dir: Path, **env: str) -> dict[str, str]:
@@ -51,6 +54,14 @@ class Emulator:
 
     async def messages(self) -> list[dict[str, Any]]:
         return await self._list("messages")
+
+    async def reads(self) -> list[dict[str, Any]]:
+        """The ``status: read`` calls received (messages marked read, with their typing indicator)."""
+        return await self._list("reads")
+
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """The app's webhook subscriptions, with the verify token each was made with."""
+        return await self._list("subscriptions")
 
     async def requests(self, endpoint: str = "upload") -> list[dict[str, Any]]:
         return [r for r in await self._list("requests") if r["endpoint"] == endpoint]

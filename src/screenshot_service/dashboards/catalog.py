@@ -84,7 +84,13 @@ class Catalog:
                     title=d.title,
                     description=d.description,
                     params=[
-                        ParamInfo(name=n, default=p.default, pattern=p.pattern, description=p.description)
+                        ParamInfo(
+                            name=n,
+                            default=p.default,
+                            pattern=p.pattern,
+                            description=p.description,
+                            values=list(p.values) if p.values else None,
+                        )
                         for n, p in d.params.items()
                     ],
                 )
@@ -190,6 +196,10 @@ class Catalog:
             value = params.get(pname, param.default)
             if value is None:
                 raise InvalidParameter(f"params.{pname} is required.", field=f"params.{pname}")
+            if param.values and value not in param.values:
+                raise InvalidParameter(
+                    f"params.{pname} must be one of: {', '.join(param.values)}.", field=f"params.{pname}"
+                )
             if not re.fullmatch(param.pattern, value):
                 raise InvalidParameter(f"params.{pname} must match {param.pattern}.", field=f"params.{pname}")
             values[pname] = quote(value, safe="")

@@ -18,11 +18,15 @@ DEMO_DASHBOARDS = ("screenshot_service.dev.demo", "dashboards.toml")
 
 
 class Param(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """One URL template parameter: its default and the pattern a value must match in full."""
+    """One URL template parameter: its default and the pattern a value must match in full.
+
+    With ``values``, only those values are allowed, and the pattern is derived from them.
+    """
 
     default: str | None = None
     pattern: str = r"[A-Za-z0-9_-]{1,64}"
     description: str = ""
+    values: list[str] | None = None
 
 
 class Viewport(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -91,7 +95,12 @@ def load_dashboards(path: str, environ: Mapping[str, str]) -> DashboardsFile:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ConfigError(f"dashboards file {path}: {exc}") from None
     dashboards = {
-        name: msgspec.structs.replace(d, name=name, title=d.title or name)
+        name: msgspec.structs.replace(
+            d,
+            name=name,
+            title=d.title or name,
+            params={pname: _with_values(p) for pname, p in d.params.items()},
+        )
         for name, d in parsed.dashboards.items()
     }
     for name, dashboard in dashboards.items():
@@ -113,6 +122,8 @@ def _check_dashboard(path: str, name: str, dashboard: Dashboard, environ: Mappin
     if missing := placeholders - dashboard.params.keys():
         raise ConfigError(f"{where}.url: placeholders without a param: {', '.join(sorted(missing))}")
     for pname, param in dashboard.params.items():
+        if param.values is not None and (not param.values or not all(param.values)):
+            raise ConfigError(f"{where}.params.{pname}.values: list at least one value, none empty")
         try:
             pattern = re.compile(param.pattern)
         except re.error as exc:
@@ -122,6 +133,13 @@ def _check_dashboard(path: str, name: str, dashboard: Dashboard, environ: Mappin
     for env_name in [*dashboard.headers_env.values(), *(c.value_env for c in dashboard.cookies)]:
         if env_name not in environ:
             raise ConfigError(f"{where}: environment variable {env_name} is not set")
+
+
+def _with_values(param: Param) -> Param:
+    """A parameter with allowed values matches exactly those: its pattern is derived from them."""
+    if not param.values:
+        return param
+    return msgspec.structs.replace(param, pattern="|".join(re.escape(v) for v in param.values))
 
 
 def _demo_dashboards() -> bytes:

@@ -12,6 +12,8 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import itertools
+import json
 import os
 import secrets
 import sys
@@ -33,7 +35,8 @@ IMAGE_TYPES = ("image/jpeg", "image/png")
 _MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 
 FaultKind = Literal["http_500", "http_503", "throttle", "token_expired", "bad_param", "error", "slow", "drop"]
-Endpoint = Literal["upload", "messages", "media", "any"]
+Endpoint = Literal["upload", "messages", "read", "media", "subscriptions", "oauth", "any"]
+"""``messages`` is a message sent; ``read`` a ``status: read`` call to the same path."""
 
 
 # --- Wire shapes ------------------------------------------------------------------------------
@@ -79,8 +82,12 @@ class UploadRecord(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class MessageRecord(msgspec.Struct, kw_only=True, frozen=True):
-    """A message the bot sent: ``type`` is ``text`` or ``image`` (by id or link), ``body`` as posted."""
+    """A message the bot sent: ``type`` is ``text`` or ``image`` (by id or link), ``body`` as posted.
 
+    ``seq`` orders it among the other messages and the read receipts.
+    """
+
+    seq: int
     id: str
     phone_number_id: str
     to: str
@@ -89,6 +96,26 @@ class MessageRecord(msgspec.Struct, kw_only=True, frozen=True):
     media_id: str | None
     media_known: bool
     body: dict[str, Any]
+
+
+class ReadRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """A received message marked as read (``status: read``), with the typing indicator it asked for."""
+
+    seq: int
+    phone_number_id: str
+    message_id: str
+    typing: str | None
+
+
+class Subscription(msgspec.Struct, kw_only=True, frozen=True):
+    """An app's webhook subscription, as ``GET /{app-id}/subscriptions`` lists it."""
+
+    object: str
+    callback_url: str
+    active: bool
+    fields: list[dict[str, str]]
+    verify_token: str | None = None
+    """Kept so a test can verify the callback as Meta does (Graph never shows it)."""
 
 
 class RequestRecord(msgspec.Struct, kw_only=True, frozen=True):
@@ -122,10 +149,19 @@ class EmulatorState:
         self.media: dict[str, _Stored] = {}
         self.uploads: list[UploadRecord] = []
         self.messages: list[MessageRecord] = []
+        self.reads: list[ReadRecord] = []
         self.requests: list[RequestRecord] = []
+        # The app's configuration, not a conversation: a reset keeps them.
+        self.subscriptions: dict[str, Subscription] = {}
+        self.app_tokens: set[str] = set()
+        self._seq = itertools.count(1)
+
+    def next_seq(self) -> int:
+        return next(self._seq)
 
     def reset(self) -> None:
-        for items in (self.faults, self.uploads, self.messages, self.requests):
+        """Forget faults, uploads, media, messages, receipts and requests (not the app's subscription)."""
+        for items in (self.faults, self.uploads, self.messages, self.reads, self.requests):
             items.clear()
         self.media.clear()
 
@@ -271,6 +307,10 @@ def _endpoint(method: str, path: str) -> str | None:
         return "messages"
     if len(parts) == 3 and parts[2] == "media":
         return "upload"
+    if len(parts) == 3 and parts[2] == "subscriptions":
+        return "subscriptions"
+    if len(parts) == 3 and parts[1] == "oauth":
+        return "oauth"
     return "other"
 
 
@@ -289,16 +329,18 @@ class FaultMiddleware(ASGIMiddleware):
         if endpoint is None:
             await next_app(scope, receive, send)
             return
+        # Read the whole request first, as a server does before it answers, so faults are deterministic.
+        body = await _drain(receive)
+        if body is None:
+            return
+        if endpoint == "messages" and _is_read_receipt(body):
+            endpoint = "read"
         fault = self.state.take_fault(endpoint)
         self.state.requests.append(
             RequestRecord(method=method, path=path, endpoint=endpoint, fault=fault.kind if fault else None)
         )
         if fault is None:
-            await next_app(scope, receive, send)
-            return
-        # Read the whole request first, as a server does before it answers, so faults are deterministic.
-        body = await _drain(receive)
-        if body is None:
+            await next_app(scope, _replay(body, receive), send)
             return
         if fault.kind == "slow":
             if await _client_left(receive, fault.delay_ms / 1000):
@@ -313,6 +355,15 @@ class FaultMiddleware(ASGIMiddleware):
             # Returning mid-body makes the server close the connection: the client sees it drop.
         else:
             await _send_graph_error(send, _fault_error(fault))
+
+
+def _is_read_receipt(messages: list[ReceiveMessage]) -> bool:
+    raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(decoded, dict) and "status" in decoded
 
 
 async def _send_graph_error(send: Send, error: GraphAPIError) -> None:
@@ -363,11 +414,15 @@ def create_emulator_app(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     phone_number_id: str | None = None,
+    app_id: str | None = None,
+    app_secret: str | None = None,
     state: EmulatorState | None = None,
 ) -> Litestar:
     """The emulator as a Litestar app: uploads need ``Bearer <token>``; images up to ``max_bytes``.
 
     With ``phone_number_id`` set, other phone number ids are refused as Graph refuses unknown objects.
+    With ``app_id`` and ``app_secret``, the app's access token (``client_credentials``) and its webhook
+    subscriptions are served too, as n8n's WhatsApp Trigger uses them on activation.
     """
     state = state or EmulatorState()
 
@@ -380,7 +435,11 @@ def create_emulator_app(
         )
 
     app = Litestar(
-        route_handlers=[*_graph_routes(state, token, max_bytes, phone_number_id), *_control_routes(state)],
+        route_handlers=[
+            *_graph_routes(state, token, max_bytes, phone_number_id),
+            *_app_routes(state, app_id, app_secret),
+            *_control_routes(state),
+        ],
         middleware=[FaultMiddleware(state)],
         exception_handlers={GraphAPIError: graph_error, HTTPException: http_error},
         # Oversized uploads must reach the handler, to be refused as Meta refuses them.
@@ -468,6 +527,9 @@ def _graph_routes(
             body = msgspec.json.decode(await request.body(), type=dict[str, Any])
         except msgspec.DecodeError:
             raise GraphAPIError(400, 100, "(#100) The request body is not valid JSON.") from None
+        if "status" in body:
+            state.reads.append(_check_read(body, phone, state))
+            return {"success": True}
         record = _check_message(body, phone, state)
         state.messages.append(record)
         return {
@@ -499,6 +561,14 @@ def _control_routes(state: EmulatorState) -> list[HTTPRouteHandler]:
     async def messages() -> dict[str, list[MessageRecord]]:
         return {"messages": state.messages}
 
+    @get("/_emulator/reads")
+    async def reads() -> dict[str, list[ReadRecord]]:
+        return {"reads": state.reads}
+
+    @get("/_emulator/subscriptions")
+    async def subscriptions() -> dict[str, list[Subscription]]:
+        return {"subscriptions": list(state.subscriptions.values())}
+
     @get("/_emulator/requests")
     async def requests() -> dict[str, list[RequestRecord]]:
         return {"requests": state.requests}
@@ -507,7 +577,7 @@ def _control_routes(state: EmulatorState) -> list[HTTPRouteHandler]:
     async def reset() -> None:
         state.reset()
 
-    return [queue_faults, pending_faults, uploads, messages, requests, reset]
+    return [queue_faults, pending_faults, uploads, messages, reads, subscriptions, requests, reset]
 
 
 def _authorize(request: Request[Any, Any, Any], token: str) -> None:
@@ -590,6 +660,7 @@ def _check_message(body: dict[str, Any], phone: str, state: EmulatorState) -> Me
     else:
         raise GraphAPIError(400, 100, f"(#100) The emulator does not send messages of type {kind!r}.")
     return MessageRecord(
+        seq=state.next_seq(),
         id="wamid." + base64.b64encode(secrets.token_bytes(30)).decode(),
         phone_number_id=phone,
         to=to,
@@ -600,6 +671,125 @@ def _check_message(body: dict[str, Any], phone: str, state: EmulatorState) -> Me
         media_known=media_id in state.media if media_id else False,
         body=body,
     )
+
+
+def _check_read(body: dict[str, Any], phone: str, state: EmulatorState) -> ReadRecord:
+    """A ``status: read`` request (mark a received message read, optionally showing typing)."""
+    if body.get("messaging_product") != "whatsapp":
+        raise GraphAPIError(400, 100, "(#100) The parameter messaging_product is required.")
+    if body.get("status") != "read":
+        got = body.get("status")
+        raise GraphAPIError(400, 100, f"(#100) Param status must be one of {{READ}} - got {got!r}.")
+    message_id = body.get("message_id")
+    if not isinstance(message_id, str) or not message_id.startswith("wamid."):
+        raise GraphAPIError(400, 100, "(#100) The parameter message_id is required.")
+    typing = body.get("typing_indicator")
+    if typing is not None and typing != {"type": "text"}:
+        raise GraphAPIError(400, 100, "(#100) Param typing_indicator[type] must be one of {TEXT}.")
+    return ReadRecord(
+        seq=state.next_seq(),
+        phone_number_id=phone,
+        message_id=message_id,
+        typing=typing["type"] if typing else None,
+    )
+
+
+async def _params(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """A Graph call's parameters, from the query string and a form or JSON body, as Graph reads them."""
+    params = dict(request.query_params)
+    content_type = request.headers.get("content-type", "")
+    raw = await request.body()
+    if not raw:
+        return params
+    if "json" in content_type or raw.lstrip().startswith(b"{"):
+        try:
+            decoded = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise GraphAPIError(400, 100, "(#100) The request body is not valid JSON.") from None
+        if isinstance(decoded, dict):
+            params |= {k: v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}
+        return params
+    form = await request.form()
+    params |= {k: v for k, v in form.items() if isinstance(v, str)}
+    return params
+
+
+def _app_routes(state: EmulatorState, app_id: str | None, app_secret: str | None) -> list[HTTPRouteHandler]:
+    """The app's own endpoints: its access token (client credentials) and its webhook subscriptions."""
+
+    @post("/{version:str}/oauth/access_token", status_code=200)
+    async def access_token(request: Request[Any, Any, Any], version: FromPath[str]) -> dict[str, str]:
+        params = await _params(request)
+        if app_id is None or params.get("client_id") != app_id:
+            raise GraphAPIError(400, 101, "Error validating application. Invalid application ID.")
+        if app_secret is None or not secrets.compare_digest(
+            params.get("client_secret", "").encode(), app_secret.encode()
+        ):
+            raise GraphAPIError(400, 1, "Error validating client secret.")
+        if params.get("grant_type") != "client_credentials":
+            raise GraphAPIError(400, 100, "(#100) Unsupported grant_type.")
+        issued = f"{app_id}|{secrets.token_urlsafe(20)}"
+        state.app_tokens.add(issued)
+        return {"access_token": issued, "token_type": "bearer"}
+
+    def authorize_app(request: Request[Any, Any, Any], app: str) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, offered = header.partition(" ")
+        offered = offered if scheme.lower() == "bearer" else request.query_params.get("access_token", "")
+        if not offered:
+            raise GraphAPIError(
+                400, 2500, "An active access token must be used to query information about the current user."
+            )
+        if offered not in state.app_tokens:
+            raise GraphAPIError(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        if app != app_id:
+            raise _unknown_object(app, "get")
+
+    @get("/{version:str}/{app:str}/subscriptions")
+    async def list_subscriptions(
+        request: Request[Any, Any, Any], version: FromPath[str], app: FromPath[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        authorize_app(request, app)
+        return {
+            "data": [
+                {k: v for k, v in msgspec.to_builtins(s).items() if k != "verify_token"}
+                for s in state.subscriptions.values()
+            ]
+        }
+
+    @post("/{version:str}/{app:str}/subscriptions", status_code=200)
+    async def subscribe(
+        request: Request[Any, Any, Any], version: FromPath[str], app: FromPath[str]
+    ) -> dict[str, bool]:
+        authorize_app(request, app)
+        params = await _params(request)
+        object_, callback = params.get("object", ""), params.get("callback_url", "")
+        if object_ != "whatsapp_business_account" or not callback.startswith(("http://", "https://")):
+            raise GraphAPIError(400, 100, "(#100) Param object and callback_url are required.")
+        raw_fields = params.get("fields", "")
+        try:
+            fields = json.loads(raw_fields) if raw_fields.startswith("[") else raw_fields.split(",")
+        except ValueError:
+            raise GraphAPIError(400, 100, "(#100) Param fields is not a list.") from None
+        state.subscriptions[object_] = Subscription(
+            object=object_,
+            callback_url=callback,
+            active=True,
+            fields=[{"name": str(f).strip(), "version": "v19.0"} for f in fields if str(f).strip()],
+            verify_token=params.get("verify_token"),
+        )
+        return {"success": True}
+
+    @delete("/{version:str}/{app:str}/subscriptions", status_code=200)
+    async def unsubscribe(
+        request: Request[Any, Any, Any], version: FromPath[str], app: FromPath[str]
+    ) -> dict[str, bool]:
+        authorize_app(request, app)
+        params = await _params(request)
+        state.subscriptions.pop(params.get("object", "whatsapp_business_account"), None)
+        return {"success": True}
+
+    return [access_token, list_subscriptions, subscribe, unsubscribe]
 
 
 def _lookup(state: EmulatorState, request: Request[Any, Any, Any], media_id: str, verb: str) -> _Stored:
@@ -645,12 +835,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--token", default=os.environ.get("META_EMULATOR_TOKEN", ""))
     parser.add_argument("--phone-number-id", default=None, help="refuse other phone number ids")
+    parser.add_argument("--app-id", default=None, help="the Meta app whose token and webhooks are served")
+    parser.add_argument("--app-secret", default=os.environ.get("META_EMULATOR_APP_SECRET"))
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="largest image accepted")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("give the access token to accept: --token T or META_EMULATOR_TOKEN=T")
     run_emulator(
-        args.host, args.port, args.token, max_bytes=args.max_bytes, phone_number_id=args.phone_number_id
+        args.host,
+        args.port,
+        args.token,
+        max_bytes=args.max_bytes,
+        phone_number_id=args.phone_number_id,
+        app_id=args.app_id,
+        app_secret=args.app_secret,
     )
     return 0
 
