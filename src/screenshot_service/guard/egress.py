@@ -209,4 +209,5 @@ async def _answer(writer: asyncio.StreamWriter, status: int, phrase: str, proxy_
 
 def _refused(host: str, reason: str) -> None:
     metrics.BLOCKED_REQUESTS.labels(reason).inc()
-    log.warning("egress refused", host=host, reason=reason)
+    # Chromium's own background traffic (update and sign-in hosts) at every start is expected: debug.
+    (log.debug if reason == "no-context" else log.warning)("egress refused", host=host, reason=reason)
