@@ -6,6 +6,7 @@ What the fixtures stand on is in ``tests/support``; tests import from there, nev
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from screenshot_service.dev.meta_emulator import create_emulator_app
 from screenshot_service.whatsapp.graph import GraphClient
 from screenshot_service.whatsapp.tempfiles import TempImages
 
+from .support.browsers import ExternalChromium
 from .support.emulator import EMULATOR_TOKEN, PHONE_NUMBER_ID, Emulator, meta_settings
 from .support.figures import FAULT_FIGURES
 from .support.pages import create_pages_app
@@ -143,3 +145,15 @@ async def temp_images(tmp_path: Path) -> TempImages:
     temp = TempImages(tmp_path / "images")
     await temp.sweep()
     return temp
+
+
+@pytest.fixture
+def remote_chromium() -> Iterator[ExternalChromium]:
+    """A Chromium the service did not launch, DevTools on 127.0.0.1, as another team's would run."""
+    with tempfile.TemporaryDirectory(prefix="external-chromium-") as profile:
+        browser = ExternalChromium(closed_port(), profile)
+        browser.start()
+        try:
+            yield browser
+        finally:
+            browser.stop()

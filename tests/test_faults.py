@@ -24,7 +24,7 @@ from .support.browsers import ServiceBrowser
 from .support.figures import FAULT_FIGURES
 from .support.metrics import Metrics
 from .support.problems import assert_problem
-from .support.service import ServiceClient, running_service
+from .support.service import ServiceClient, running_service, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -99,10 +99,12 @@ async def test_chromium_killed_mid_render_fails_fast_and_the_next_render_works(
     problem = assert_problem(response, 503, "browser-unavailable")
     assert "restarted" in str(problem["detail"])
     assert response.headers["retry-after"].isdigit()
-    assert failed_after < 2, f"the render took {failed_after:.1f} s to fail"
+    # At once, not at the page's 15 s timeout (a third of it leaves room for a loaded machine).
+    assert failed_after < 5, f"the render took {failed_after:.1f} s to fail"
     # The probe itself waits for the relaunch (or starts it): a replica taken out of traffic comes back
     # without needing a render to wake its browser.
-    assert (await http.get("/readyz")).status_code == 200
+    ready = await wait_until_ready(http)
+    assert ready.status_code == 200, ready.text
     assert service.browser() != leader
     assert (await http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
     successor = service.browser()

@@ -141,6 +141,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Let the browser reach private, loopback, link-local and CGNAT addresses (never metadata)."""
     allowed_networks: tuple[str, ...] = ()
     """CIDRs the browser may reach even though they are private (e.g. ``10.20.0.0/16``)."""
+    egress_proxy_host: str = "127.0.0.1"
+    """Address the browser's egress proxy listens on (every connection Chromium makes goes through it and
+    the network policy); set it to an address a remote browser (``SCREENSHOT_BROWSER_WS_ENDPOINT``) can
+    reach when that browser runs on another host."""
     metrics_token: Secret = Secret("")
     """When set, ``GET /metrics`` needs ``Authorization: Bearer <token>`` (401 otherwise); empty means
     public, for a scrape from inside the cluster only. It shows API key names and dashboard names."""

@@ -1,11 +1,17 @@
-"""Chromium processes below a pid, for tests that check nothing is left behind."""
+"""Chromium processes below a pid, for tests that check nothing is left behind; and a Chromium the
+service did not launch (a remote browser)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
+
+import httpx
 
 from screenshot_service.browser import processes as procs
 
@@ -111,3 +117,72 @@ class ServiceBrowser:
         assert (await self.http.post("/v1/renders", json={"dashboard": "box"})).status_code == 200
         leader = self.browser()
         return leader, await baseline(lambda: in_groups({leader}))
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+class ExternalChromium:
+    """A Chromium started as another team's browser service would: headless, DevTools on 127.0.0.1."""
+
+    def __init__(self, port: int, profile: str) -> None:
+        self.port = port
+        self.profile = profile
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                CHROMIUM,
+                "--headless",
+                f"--remote-debugging-port={self.port}",
+                "--remote-debugging-address=127.0.0.1",
+                f"--user-data-dir={self.profile}",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so the test can stop all of it
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.alive():
+                return
+            time.sleep(0.1)
+        raise AssertionError("the external Chromium did not open its DevTools endpoint")
+
+    def alive(self) -> bool:
+        """The process runs and its DevTools endpoint answers."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        try:
+            return httpx.get(f"{self.http_url}/json/version", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def ws_url(self) -> str:
+        url: str = httpx.get(f"{self.http_url}/json/version", timeout=5).json()["webSocketDebuggerUrl"]
+        return url
+
+    def pages(self) -> list[str]:
+        """URLs of the page targets open in the browser."""
+        targets = httpx.get(f"{self.http_url}/json/list", timeout=5).json()
+        return [t["url"] for t in targets if t["type"] == "page"]
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -101,6 +102,17 @@ async def running_service(env: Mapping[str, str] | None = None) -> AsyncIterator
         with serve(app, sock) as server:
             async with ServiceClient(server) as client:
                 yield client
+
+
+async def wait_until_ready(client: httpx.AsyncClient, timeout_s: float = 120) -> httpx.Response:
+    """``/readyz`` asked until it answers 200, as a kubelet keeps probing: a browser that is starting,
+    or a machine that is busy, may fail the first checks. The last answer, for the failure message."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = await client.get("/readyz")
+        if ready.status_code == 200 or time.monotonic() > deadline:
+            return ready
+        await asyncio.sleep(0.5)  # the next probe, as a kubelet's period
 
 
 @dataclasses.dataclass

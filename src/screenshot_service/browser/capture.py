@@ -170,6 +170,13 @@ async def until_set(work: Awaitable[T], event: asyncio.Event) -> asyncio.Future[
     return task
 
 
+def without_headers(request_headers: dict[str, str], dropped: dict[str, str]) -> list[dict[str, str]]:
+    """A paused request's headers (CDP's ``Fetch.continueRequest`` form) without the ``dropped`` names:
+    a dashboard's secrets stay on its own origin."""
+    names = {name.lower() for name in dropped}
+    return [{"name": k, "value": v} for k, v in request_headers.items() if k.lower() not in names]
+
+
 def succeeded(done: asyncio.Future[Any]) -> bool:
     """Whether a finished future holds a result (not an error, not a cancellation)."""
     return not done.cancelled() and done.exception() is None

@@ -29,6 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from ..errors import BrowserUnavailable, InvalidRequest, PageCrashed, RenderError, RenderTimeout
+from ..guard.egress import EgressPort, EgressProxy
 from ..guard.netpolicy import Gate, NetPolicy
 from ..settings import Settings
 from .capture import (
@@ -40,6 +41,7 @@ from .capture import (
     close_within,
     no_element,
     open_within,
+    without_headers,
 )
 from .flags import chromium_args
 from .processes import find_group_leader
@@ -59,6 +61,7 @@ class PlaywrightEngine:
         self._browser: Browser | None = None
         self._pid: int | None = None
         self._policy = NetPolicy.from_settings(settings)
+        self._egress = EgressProxy(settings.egress_proxy_host)
 
     async def start(self) -> None:
         self._playwright = await async_playwright().start()
@@ -71,7 +74,10 @@ class PlaywrightEngine:
             else:
                 # A switch Chromium ignores, so that its main process can be found among ours.
                 marker = f"--screenshot-service-launch={secrets.token_hex(8)}"
+                # Anything not made in one of our contexts (each has its own proxy port) is refused.
+                refuse_all = await self._egress.open(None)
                 self._browser = await chromium.launch(
+                    proxy={"server": refuse_all.url},  # Playwright adds <-loopback>: loopback too
                     executable_path=self._settings.chromium_path,
                     args=[*chromium_args(self._settings), marker],
                     # The server owns its signals; Playwright must not install handlers of its own.
@@ -100,6 +106,7 @@ class PlaywrightEngine:
         finally:
             if playwright is not None:
                 await close_within("playwright driver", playwright.stop(), PlaywrightError)
+            await self._egress.close()
 
     @property
     def connected(self) -> bool:
@@ -116,18 +123,24 @@ class PlaywrightEngine:
     async def new_context(self, spec: ContextSpec) -> PlaywrightContext:
         if self._browser is None or not self._browser.is_connected():
             raise BrowserUnavailable("The browser is not running; it is being restarted.")
+        gate = spec.gate(self._policy)
+        egress = await self._egress.open(gate)
         try:
             context = await self._browser.new_context(
                 viewport={"width": spec.width, "height": spec.height},
                 device_scale_factor=spec.scale,
                 timezone_id=spec.timezone,
                 locale=spec.locale,
-                extra_http_headers=spec.headers or None,
+                proxy={"server": egress.url},  # with <-loopback>, as at launch
                 service_workers="block",
             )
         except PlaywrightError as exc:
+            await egress.close()
             raise _translate(exc, "context") from exc
-        opened = PlaywrightContext(context, spec.gate(self._policy), spec.scale)
+        except BaseException:
+            await egress.close()
+            raise
+        opened = PlaywrightContext(context, gate, spec.scale, egress)
         try:
             await opened.prepare(spec)
         except BaseException:
@@ -136,9 +149,10 @@ class PlaywrightEngine:
         return opened
 
 
-async def _guard(context: BrowserContext, gate: Gate) -> None:
+async def _guard(context: BrowserContext, gate: Gate, headers: dict[str, str]) -> None:
     """Every request and WebSocket of the context's pages (navigations, redirects, subresources)
-    goes through the network policy first; a forbidden one is aborted before it leaves Chromium."""
+    goes through the network policy first; a forbidden one is aborted before it leaves Chromium.
+    The dashboard's ``headers`` go only with requests to its own (trusted) origin."""
 
     async def on_request(route: Route, request: Request) -> None:
         main_frame_navigation = request.is_navigation_request() and request.frame.parent_frame is None
@@ -147,7 +161,10 @@ async def _guard(context: BrowserContext, gate: Gate) -> None:
                 await route.abort("blockedbyclient")
             return
         with contextlib.suppress(PlaywrightError):
-            await route.continue_()
+            if headers and gate.trusted(request.url):
+                await route.continue_(headers={**await request.all_headers(), **headers})
+            else:
+                await route.continue_()
 
     async def on_websocket(websocket: WebSocketRoute) -> None:
         if await gate.problem(websocket.url, main_frame_navigation=False):
@@ -160,31 +177,34 @@ async def _guard(context: BrowserContext, gate: Gate) -> None:
     await context.route_web_socket(re.compile(".*"), on_websocket)
 
 
-async def _guard_redirects(context: BrowserContext, page: Page, gate: Gate) -> CDPSession:
+async def _guard_redirects(
+    context: BrowserContext, page: Page, gate: Gate, headers: dict[str, str]
+) -> CDPSession:
     """Redirect hops, which Playwright's routing lets through unasked, paused through CDP and checked.
 
     Playwright calls a route handler for the first URL of a request only and follows redirects itself,
     so a dashboard answering 302 to an internal address would get there. Chromium's Fetch domain
     pauses every hop; the page's own session checks the hops and lets first requests go on to the
-    routing above (which also sees workers' requests). The session is returned for the capture.
+    routing above (which also sees workers' requests). A hop that leaves the trusted origin loses the
+    dashboard's ``headers``. The session is returned for the capture.
     """
     session = await context.new_cdp_session(page)
     main_frame = ""
 
     async def on_paused(event: dict[str, Any]) -> None:
         problem = None
+        verdict: dict[str, Any] = {"requestId": event["requestId"]}
         if event.get("redirectedRequestId"):
             url = event["request"]["url"] + event["request"].get("urlFragment", "")
             navigation = event.get("resourceType") == "Document" and event.get("frameId") == main_frame
             problem = await gate.problem(url, main_frame_navigation=navigation)
-        request_id = event["requestId"]
+            if headers and not gate.trusted(url):
+                verdict["headers"] = without_headers(event["request"]["headers"], headers)
         with contextlib.suppress(PlaywrightError):  # the page may be gone already
             if problem:
-                await session.send(
-                    "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
-                )
+                await session.send("Fetch.failRequest", {**verdict, "errorReason": "BlockedByClient"})
             else:
-                await session.send("Fetch.continueRequest", {"requestId": request_id})
+                await session.send("Fetch.continueRequest", verdict)
 
     session.on("Fetch.requestPaused", on_paused)
     # One round trip for the three: nothing is paused before the page navigates, after this returns.
@@ -202,10 +222,12 @@ async def _guard_redirects(context: BrowserContext, page: Page, gate: Gate) -> C
 class PlaywrightContext:
     """A Playwright browser context; each capture gets a new page in it."""
 
-    def __init__(self, context: BrowserContext, gate: Gate, scale: float) -> None:
+    def __init__(self, context: BrowserContext, gate: Gate, scale: float, egress: EgressPort) -> None:
         self._context = context
         self._gate = gate
         self._scale = scale
+        self._egress = egress
+        self._headers: dict[str, str] = {}
 
     async def prepare(self, spec: ContextSpec) -> None:
         """The context's cookies, and the network policy on every request of its pages."""
@@ -214,7 +236,8 @@ class PlaywrightContext:
                 await self._context.add_cookies(
                     [{"name": name, "value": value, "url": url} for name, value, url in spec.cookies]
                 )
-            await _guard(self._context, self._gate)
+            self._headers = dict(spec.headers)
+            await _guard(self._context, self._gate, self._headers)
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
 
@@ -225,14 +248,17 @@ class PlaywrightContext:
             raise _translate(exc, "open-page") from exc
         try:
             session = await deadline.run(
-                "open-page", lambda t: _guard_redirects(self._context, page, self._gate)
+                "open-page", lambda t: _guard_redirects(self._context, page, self._gate, self._headers)
             )
             return await capture_page(_PlaywrightPage(page, session, self._scale), spec, deadline)
         finally:
             await _close_page(page)
 
     async def close(self) -> None:
-        await close_within("context", self._context.close(), PlaywrightError)
+        try:
+            await close_within("context", self._context.close(), PlaywrightError)
+        finally:
+            await self._egress.close()
 
 
 async def _close_page(page: Page) -> None:

@@ -16,6 +16,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 import time
 
 import msgspec
@@ -39,8 +40,18 @@ class Proc(msgspec.Struct, frozen=True):
     name: str
 
 
+_TABLE_LOCK = threading.Lock()
+"""psutil's ``process_iter`` keeps its Process objects in a module-wide cache that two threads must not
+walk at once (the watcher reads the table in a worker thread; tests and benchmarks read it too)."""
+
+
 def process_table() -> list[Proc]:
     """Every process right now (those that exit while it is read are left out)."""
+    with _TABLE_LOCK:
+        return _read_table()
+
+
+def _read_table() -> list[Proc]:
     table = []
     for process in psutil.process_iter(["ppid", "status", "name"]):
         try:

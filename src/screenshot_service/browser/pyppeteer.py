@@ -21,10 +21,12 @@ from typing import Any
 
 import httpx
 import pyppeteer
+from pyppeteer.browser import BrowserContext
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.errors import TimeoutError as PyppeteerTimeout
 
 from ..errors import BrowserUnavailable, InvalidRequest, PageCrashed, RenderError, RenderTimeout
+from ..guard.egress import EgressPort, EgressProxy
 from ..guard.netpolicy import Gate, NetPolicy
 from ..settings import Settings
 from .capture import (
@@ -38,6 +40,7 @@ from .capture import (
     open_within,
     succeeded,
     until_set,
+    without_headers,
 )
 from .flags import chromium_args
 
@@ -59,6 +62,7 @@ class PyppeteerEngine:
         self._dead = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._policy = NetPolicy.from_settings(settings)
+        self._egress = EgressProxy(settings.egress_proxy_host)
 
     async def start(self) -> None:
         self._dead = False
@@ -77,6 +81,9 @@ class PyppeteerEngine:
     async def _launch(self) -> str:
         self._profile = tempfile.mkdtemp(prefix="screenshot-chromium-")
         args = [a for a in chromium_args(self._settings) if not a.startswith("--headless")]
+        # Anything not made in one of our contexts (each has its own proxy port) is refused.
+        refuse_all = await self._egress.open(None)
+        args += [f"--proxy-server={refuse_all.url}", "--proxy-bypass-list=<-loopback>"]
         try:
             self._process = await asyncio.create_subprocess_exec(
                 self._settings.chromium_path,
@@ -127,6 +134,7 @@ class PyppeteerEngine:
         if self._profile:
             shutil.rmtree(self._profile, ignore_errors=True)
             self._profile = None
+        await self._egress.close()
 
     @property
     def pid(self) -> int | None:
@@ -147,12 +155,29 @@ class PyppeteerEngine:
     async def new_context(self, spec: ContextSpec) -> PyppeteerContext:
         if not self.connected:
             raise BrowserUnavailable("The browser is not running; it is being restarted.")
+        gate = spec.gate(self._policy)
+        egress = await self._egress.open(gate)
         try:
-            context = await asyncio.wait_for(self._browser.createIncognitoBrowserContext(), 10)
+            context = await asyncio.wait_for(self._new_browser_context(egress.url), 10)
         except (PyppeteerError, TimeoutError) as exc:
+            await egress.close()
             await self._check_alive()
             raise BrowserUnavailable("The browser did not open a context.") from exc
-        return PyppeteerContext(self, context, spec, spec.gate(self._policy))
+        except BaseException:
+            await egress.close()
+            raise
+        return PyppeteerContext(self, context, spec, gate, egress)
+
+    async def _new_browser_context(self, proxy_url: str) -> Any:
+        """pyppeteer's ``createIncognitoBrowserContext``, with the context's own proxy (which it cannot
+        pass): the same CDP call and bookkeeping."""
+        browser = self._browser
+        created = await browser._connection.send(
+            "Target.createBrowserContext", {"proxyServer": proxy_url, "proxyBypassList": "<-loopback>"}
+        )
+        context = BrowserContext(browser, created["browserContextId"])
+        browser._contexts[created["browserContextId"]] = context
+        return context
 
     async def _check_alive(self) -> None:
         """After a failed or cancelled call: a connection that no longer answers is a dead browser."""
@@ -167,11 +192,14 @@ class PyppeteerEngine:
 class PyppeteerContext:
     """An incognito context; pyppeteer sets headers, cookies and emulation per page, so we do it here."""
 
-    def __init__(self, engine: PyppeteerEngine, context: Any, spec: ContextSpec, gate: Gate) -> None:
+    def __init__(
+        self, engine: PyppeteerEngine, context: Any, spec: ContextSpec, gate: Gate, egress: EgressPort
+    ) -> None:
         self._engine = engine
         self._context = context
         self._spec = spec
         self._gate = gate
+        self._egress = egress
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
         page: Any = None
@@ -208,8 +236,6 @@ class PyppeteerContext:
             # Lets a page be captured without activating its target, so concurrent pages don't contend.
             client.send("Emulation.setFocusEmulationEnabled", {"enabled": True}),
         ]
-        if spec.headers:
-            steps.append(page.setExtraHTTPHeaders(spec.headers))
         if spec.timezone:
             steps.append(client.send("Emulation.setTimezoneOverride", {"timezoneId": spec.timezone}))
         if spec.locale:
@@ -219,7 +245,10 @@ class PyppeteerContext:
         await asyncio.gather(*steps)
 
     async def close(self) -> None:
-        await close_within("context", self._context.close(), *_GONE)
+        try:
+            await close_within("context", self._context.close(), *_GONE)
+        finally:
+            await self._egress.close()
 
     async def _intercept(self, page: Any, event: dict[str, Any]) -> None:
         main_frame_navigation = event.get("resourceType") == "Document" and event.get("frameId") == (
@@ -227,11 +256,17 @@ class PyppeteerContext:
         )
         url = event["request"]["url"] + event["request"].get("urlFragment", "")
         problem = await self._gate.problem(url, main_frame_navigation=main_frame_navigation)
-        verdict = (
-            ("Fetch.failRequest", {"requestId": event["requestId"], "errorReason": "BlockedByClient"})
-            if problem
-            else ("Fetch.continueRequest", {"requestId": event["requestId"]})
-        )
+        request_id = {"requestId": event["requestId"]}
+        verdict: tuple[str, dict[str, Any]]
+        if problem:
+            verdict = ("Fetch.failRequest", {**request_id, "errorReason": "BlockedByClient"})
+        elif not (headers := self._spec.headers):
+            verdict = ("Fetch.continueRequest", request_id)
+        else:  # the dashboard's headers go to its own origin only, redirect hops included
+            sent = without_headers(event["request"]["headers"], headers)
+            if self._gate.trusted(url):
+                sent += [{"name": k, "value": v} for k, v in headers.items()]
+            verdict = ("Fetch.continueRequest", {**request_id, "headers": sent})
         with contextlib.suppress(PyppeteerError, OSError):  # the page may be gone already
             await page._client.send(*verdict)
 

@@ -13,11 +13,10 @@ Rules, in the order they are applied to a request the browser is about to make:
    including IPv4 hidden in IPv6 (``::ffff:127.0.0.1``, 6to4, Teredo, NAT64), unless the operator
    allowed private networks or listed a CIDR.
 
-Residual risk (DNS rebinding): Chromium resolves the host again after our check, so a hostile DNS
-server answering with a TTL of 0 can hand us a public address and Chromium a private one. Raw URLs are
-limited to allowlisted hosts and dashboards are trusted for their own origin only, so exploiting this
-needs control of the DNS of a host a page is allowed to load; run the service with egress firewalled
-from private ranges and metadata endpoints as well (see the README's Security section).
+Rules 1 and 3 are applied by request interception in the browser (which gives clear errors for the
+main navigation and its redirects); rules 2 and 4 by the egress proxy (``egress.py``), through which
+every connection the browser makes goes, and which connects to the very address it checked, so DNS
+rebinding cannot swap in another one.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import asyncio
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import structlog
@@ -63,6 +62,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""``(host, port)`` to the addresses it resolves to (a test can stand in for DNS)."""
+
 _AUTHORITY = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^:\[\]]*)(:(?P<port>[0-9]{1,5}))?")
 
 
@@ -127,6 +129,7 @@ class NetPolicy:
         allow_private_networks: bool = False,
         allowed_networks: Iterable[str] = (),
         resolve_timeout_s: float = 3.0,
+        resolver: Resolver | None = None,
     ) -> None:
         self._exact: set[str] = set()
         self._ips: set[IPAddress] = set()
@@ -141,6 +144,7 @@ class NetPolicy:
         self._allow_private = allow_private_networks
         self._networks: list[IPNetwork] = [ipaddress.ip_network(n) for n in allowed_networks]
         self._resolve_timeout_s = resolve_timeout_s
+        self._resolver = resolver or _getaddrinfo
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NetPolicy:
@@ -165,20 +169,25 @@ class NetPolicy:
             return None
         return reason
 
-    async def host_problem(self, host: str, port: int) -> str | None:
-        """Resolve ``host`` and check every address it has; why it may not be reached, or None."""
+    async def resolve(self, host: str, port: int) -> tuple[list[IPAddress], str | None]:
+        """Resolve ``host`` once and check every address it has: (the addresses, why one of them may not
+        be reached or None)."""
         if ip := _parse_ip(host.strip("[]")):
-            return self.ip_problem(ip)
+            return [ip], self.ip_problem(ip)
         try:
             async with asyncio.timeout(self._resolve_timeout_s):
-                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, TimeoutError):
-            return "unresolvable"
-        addresses = {ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos}
-        for ip in sorted(addresses, key=str):
+                found = await self._resolver(host, port)
+            addresses = sorted({ipaddress.ip_address(a.partition("%")[0]) for a in found}, key=str)
+        except (OSError, TimeoutError, ValueError):
+            return [], "unresolvable"
+        for ip in addresses:
             if reason := self.ip_problem(ip):
-                return reason
-        return None if addresses else "unresolvable"
+                return addresses, reason
+        return addresses, None if addresses else "unresolvable"
+
+    async def host_problem(self, host: str, port: int) -> str | None:
+        """Resolve ``host`` and check every address it has; why it may not be reached, or None."""
+        return (await self.resolve(host, port))[1]
 
     def check_raw_url(self, url: str) -> tuple[str, int]:
         """Check a raw URL's syntax and its host against the allowlist: (host, port) or :class:`ForbiddenUrl`.
@@ -220,6 +229,22 @@ class Gate:
         self._policy = policy
         self._trusted_origin = trusted_origin
         self._allowlisted_navigation = allowlisted_navigation
+        trusted = urlsplit(trusted_origin) if trusted_origin else None
+        self._trusted_endpoint = (trusted.hostname, trusted.port) if trusted else None
+
+    def trusted(self, url: str) -> bool:
+        """Whether ``url`` is on the trusted origin: only such requests carry a dashboard's headers."""
+        return self._trusted_origin is not None and origin_of(url) == self._trusted_origin
+
+    async def destination(self, host: str, port: int) -> tuple[IPAddress | None, str | None]:
+        """Where the egress proxy may connect for ``host:port``: (an address it checked, None), or
+        (None, why not). The trusted origin's host and port pass whatever they resolve to."""
+        addresses, reason = await self._policy.resolve(host, port)
+        if not addresses:
+            return None, reason or "unresolvable"
+        if (host.strip("[]"), port) == self._trusted_endpoint:
+            return addresses[0], None
+        return (None, reason) if reason else (addresses[0], None)
 
     async def problem(self, url: str, *, main_frame_navigation: bool) -> str | None:
         """Why the browser must not make this request (it is logged and counted), or None to let it go."""
@@ -266,6 +291,11 @@ def _split_raw_url(url: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise _refuse("The URL's port is out of range.")
     return match.group("host"), port
+
+
+async def _getaddrinfo(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 def _parse_ip(text: str) -> IPAddress | None:
