@@ -115,18 +115,19 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gat
         method, host, port = request
         if gate is None:
             _refused(host, "no-context")
-            await _answer(writer, 403, "Forbidden")
+            await _answer(writer, 403, "Forbidden", "screenshot-service; error=destination_ip_prohibited")
             return
         address, reason = await gate.destination(host, port)
         if address is None:
             _refused(host, reason or "refused")
-            await _answer(writer, 403, "Forbidden")
+            await _answer(writer, 403, "Forbidden", "screenshot-service; error=destination_ip_prohibited")
             return
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 upstream_reader, upstream_writer = await asyncio.open_connection(str(address), port)
-        except (OSError, TimeoutError):
-            await _answer(writer, 502, "Bad Gateway")
+        except (OSError, TimeoutError) as exc:
+            error = "connection_timeout" if isinstance(exc, TimeoutError) else "connection_refused"
+            await _answer(writer, 502, "Bad Gateway", f"screenshot-service; error={error}")
             return
         try:
             if method == b"CONNECT":
@@ -196,8 +197,12 @@ async def _relay(
     await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
 
 
-async def _answer(writer: asyncio.StreamWriter, status: int, phrase: str) -> None:
-    writer.write(f"HTTP/1.1 {status} {phrase}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+async def _answer(writer: asyncio.StreamWriter, status: int, phrase: str, proxy_status: str = "") -> None:
+    """An answer of the proxy's own; ``proxy_status`` is an RFC 9209 Proxy-Status value."""
+    extra = f"Proxy-Status: {proxy_status}\r\n" if proxy_status else ""
+    writer.write(
+        f"HTTP/1.1 {status} {phrase}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    )
     with contextlib.suppress(ConnectionError, OSError):
         await writer.drain()
 
