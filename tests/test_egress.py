@@ -92,6 +92,7 @@ def dashboards(tmp_path: Path, pages_url: str, listener: Listener) -> Path:
 [dashboards.hostile]
 url = "{pages_url}/egress/hostile?target={listener.url}"
 wait = {{ selector = "body[data-ready='true']" }}
+timeout_ms = 60000
 """,
         encoding="utf-8",
     )
@@ -140,7 +141,7 @@ async def test_no_request_of_a_hostile_page_reaches_a_private_listener(  # noqa:
     else:
         # Raw URLs may go to the pages' address only: the listener's is loopback like any other.
         env = {"allow_raw_urls": "true", "url_allowlist": "127.0.0.1", "allowed_networks": "127.0.0.1/32"}
-        body = {"url": page_url}
+        body = {"url": page_url, "timeout_ms": 60_000}
     async with browser_service(engine, env, request) as service:
         before = (await Metrics.read(service)).value("screenshot_blocked_requests_total")
         response = await service.post("/v1/renders", json=body)

@@ -131,6 +131,9 @@ HOSTILE_PAGE = """<!doctype html><html><head>
 <img src="%(c)s/hold"><!-- holds the load event until the canary has seen every kind -->
 </body></html>"""
 
+HOLD_TIMEOUT_S = 40
+"""How long the hostile page's load may wait for its canary (a loaded machine starts workers slowly);
+the test renders it with a longer timeout."""
 CANARY_KINDS = frozenset({"fetch", "worker", "shared-worker", "sse", "beacon"})
 """What the hostile page sends to its own origin in every render, whatever the engine."""
 
@@ -166,7 +169,7 @@ async def canary(request: Request[Any, Any, State], kind: FromPath[str]) -> Resp
     state = request.app.state
     if kind == "hold":
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.canary_complete.wait(), 10)
+            await asyncio.wait_for(state.canary_complete.wait(), HOLD_TIMEOUT_S)
         return Response("held")
     state.canary.add(kind)
     if state.canary >= CANARY_KINDS:
