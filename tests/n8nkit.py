@@ -21,6 +21,15 @@ RUNNER = Path(__file__).resolve().parent / "n8n" / "run_code_node.mjs"
 INSTALLER = Path(__file__).resolve().parent / "n8n" / "install-n8n.sh"
 
 ALLOWED = "97699112233"
+CATALOGUE = (
+    "Dashboards I can show:\n"
+    "• *sales [range]*: Sales\n"
+    "   range: today, 7d, 30d or 90d (default today)\n"
+    "• *revenue [range]*: Revenue\n"
+    "   range: today, 7d, 30d or 90d (default 7d)\n\n"
+    "Send e.g. *sales 7d*."
+)
+"""The bot's `list` answer for the demo's dashboards (what the service under test serves)."""
 """The fixtures' sender on the allowlist; 4915112345678 (``text-stranger``) is not on it."""
 
 

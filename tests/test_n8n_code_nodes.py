@@ -16,6 +16,7 @@ from screenshot_service.settings import load_settings
 from .n8nkit import (
     ALLOWED,
     BOT,
+    CATALOGUE,
     ERROR_HANDLER,
     connection_failed,
     http_answer,
@@ -320,16 +321,6 @@ def plan(
         static_data=static if static is not None else {},
     )
     return out
-
-
-CATALOGUE = (
-    "Dashboards I can show:\n"
-    "• *sales [range]*: Sales\n"
-    "   range: today, 7d, 30d or 90d (default today)\n"
-    "• *revenue [range]*: Revenue\n"
-    "   range: today, 7d, 30d or 90d (default 7d)\n\n"
-    "Send e.g. *sales 7d*."
-)
 
 
 def test_plan_maps_positional_options_to_params_in_order() -> None:

@@ -36,6 +36,7 @@ from screenshot_service.settings import Settings
 from .n8nkit import (
     ALLOWED,
     BOT,
+    CATALOGUE,
     ERROR_HANDLER,
     http_answer,
     load,
@@ -532,16 +533,6 @@ def config_value(name: str) -> str:
     return str(
         next(a["value"] for a in config["parameters"]["assignments"]["assignments"] if a["name"] == name)
     )
-
-
-CATALOGUE = (  # the demo's dashboards, which the service under test serves
-    "Dashboards I can show:\n"
-    "• *sales [range]*: Sales\n"
-    "   range: today, 7d, 30d or 90d (default today)\n"
-    "• *revenue [range]*: Revenue\n"
-    "   range: today, 7d, 30d or 90d (default 7d)\n\n"
-    "Send e.g. *sales 7d*."
-)
 
 
 async def test_sales_7d_is_marked_read_then_answered_with_the_picture_in_one_service_call(bot: Bot) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from .servers import read_body
+
 
 class Inbox:
     """An ASGI app: ``POST`` anything records its JSON body; ``GET /_inbox`` lists the bodies."""
@@ -16,16 +18,11 @@ class Inbox:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         if scope["method"] == "GET" and scope["path"] == "/_inbox":
             content = json.dumps({"received": self.received}).encode()
         else:

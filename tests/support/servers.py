@@ -126,3 +126,13 @@ def wait_until_up(base: str, path: str = "/healthz", timeout_s: float = START_TI
             pass
         time.sleep(0.1)
     raise AssertionError(f"{base} did not start within {timeout_s} s")
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request, for the raw ASGI apps the tests run."""
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body", False):
+            return body

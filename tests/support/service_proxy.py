@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from .servers import Server
+from .servers import Server, read_body
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host"}
 
@@ -53,12 +53,7 @@ class ServiceProxy:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
         path: str = scope["path"]
         if path.startswith("/_proxy/"):
             await self._control(scope["method"], path, body, send)
