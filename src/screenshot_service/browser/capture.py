@@ -86,6 +86,14 @@ class CaptureSpec(msgspec.Struct, kw_only=True, frozen=True):
     quality: int | None = None
 
 
+class Shot(msgspec.Struct, kw_only=True, frozen=True):
+    """What one capture made: the image, and what the page told about itself on the way."""
+
+    data: bytes
+    readiness: str = "complete"
+    """How the page became ready: ``complete`` (every readiness condition held)."""
+
+
 class Deadline:
     """A hard time budget shared by the steps of one render; each step gets what is left."""
 
@@ -231,7 +239,7 @@ class EnginePage(Protocol):
     async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes: ...
 
 
-async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) -> bytes:
+async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) -> Shot:
     """The steps of one capture, each named and bounded: navigate, wait for readiness, capture."""
     status = await deadline.run("navigate", lambda t: page.goto(spec.url, spec.wait.until, t))
     if status is not None and status >= 400:
@@ -250,13 +258,14 @@ async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) 
             raise RenderTimeout("The configured extra delay does not fit in the time left.", step="delay")
         delay_s = wait.delay_ms / 1000
         await deadline.run("delay", lambda _: asyncio.sleep(delay_s))
-    return await deadline.run("capture", lambda t: page.screenshot(spec, t))
+    data = await deadline.run("capture", lambda t: page.screenshot(spec, t))
+    return Shot(data=data)
 
 
 class EngineContext(Protocol):
     """A browser context: pages rendered in it share its cookies and headers."""
 
-    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
+    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
         """Open a page, navigate, wait for readiness, capture, and close the page on every path."""
         ...
 

@@ -36,6 +36,7 @@ from .capture import (
     CaptureSpec,
     ContextSpec,
     Deadline,
+    Shot,
     blocked,
     capture_page,
     close_within,
@@ -241,7 +242,7 @@ class PlaywrightContext:
         except PlaywrightError as exc:
             raise _translate(exc, "context") from exc
 
-    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
+    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
         try:
             page = await open_within(deadline, "open-page", self._context.new_page(), _close_page)
         except PlaywrightError as exc:

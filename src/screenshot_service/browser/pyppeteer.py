@@ -33,6 +33,7 @@ from .capture import (
     CaptureSpec,
     ContextSpec,
     Deadline,
+    Shot,
     blocked,
     capture_page,
     close_within,
@@ -201,7 +202,7 @@ class PyppeteerContext:
         self._gate = gate
         self._egress = egress
 
-    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> bytes:
+    async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
         page: Any = None
         try:
             page = await open_within(deadline, "open-page", self._context.newPage(), _close_page)
@@ -353,7 +354,7 @@ async def _close_page(page: Any) -> None:
     await close_within("page", page.close(), *_GONE)
 
 
-async def _unless_crashed(work: Coroutine[Any, Any, bytes], crashed: asyncio.Event) -> bytes:
+async def _unless_crashed(work: Coroutine[Any, Any, Shot], crashed: asyncio.Event) -> Shot:
     """``work``'s result, or :class:`PageCrashed` at once when the page's renderer dies under it."""
     task = await until_set(work, crashed)
     if crashed.is_set() and not succeeded(task):

@@ -24,6 +24,7 @@ from .capture import (
     Engine,
     EngineContext,
     EngineFactory,
+    Shot,
     create_engine,
     open_within,
     succeeded,
@@ -158,7 +159,7 @@ class Supervisor:
 
     async def render(
         self, key: str | None, context: ContextSpec, capture: CaptureSpec, deadline: Deadline
-    ) -> bytes:
+    ) -> Shot:
         """Capture one page in the current browser; pages (and a keyless context) are closed on every
         path, and a render whose browser dies under it fails at once with a 503."""
         browser = await self._browser_for(deadline)
@@ -177,7 +178,7 @@ class Supervisor:
         context: ContextSpec,
         capture: CaptureSpec,
         deadline: Deadline,
-    ) -> bytes:
+    ) -> Shot:
         work = await until_set(self._capture(browser, key, context, capture, deadline), browser.dead)
         if browser.dead.is_set() and not succeeded(work):
             # Whatever the render saw (a closed target, a timeout), the cause is the browser.
@@ -194,7 +195,7 @@ class Supervisor:
         context: ContextSpec,
         capture: CaptureSpec,
         deadline: Deadline,
-    ) -> bytes:
+    ) -> Shot:
         if key is None:
             fresh = await self._new_context(browser, context, deadline)
             try:

@@ -59,7 +59,7 @@ class Renderer:
             async with self._admission.slot() as waited:
                 queue_ms = round(waited * 1000)
                 started = time.perf_counter()
-                data = await self._supervisor.render(
+                shot = await self._supervisor.render(
                     plan.context_key, plan.context, plan.capture, Deadline(plan.timeout_ms)
                 )
             outcome = "ok"
@@ -86,10 +86,11 @@ class Renderer:
                 render_ms=round(elapsed * 1000),
                 queue_ms=queue_ms,
             )
-        metrics.READINESS.labels("complete").inc()
-        metrics.IMAGE_BYTES.observe(len(data))
+        metrics.READINESS.labels(shot.readiness).inc()
+        metrics.IMAGE_BYTES.observe(len(shot.data))
         return Rendered(
-            data=data,
+            data=shot.data,
+            readiness=shot.readiness,
             mime_type=plan.mime_type,
             dashboard=plan.dashboard,
             render_ms=round(elapsed * 1000),
