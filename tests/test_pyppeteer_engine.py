@@ -40,5 +40,6 @@ async def test_renders_and_cleans_up(dashboards_file: Path) -> None:
         # The browser is still usable after timed-out (cancelled) calls, and no page is left open.
         again = await client.post("/v1/renders", json={"dashboard": "box"})
         assert again.status_code == 200, again.text
-        assert (await client.targets_once(lambda targets: targets[1] == 0))[1] == 0
+        contexts, pages, warm = await client.idle_targets()
+        assert pages == warm == contexts * client.app.state.supervisor.pool_size  # closed; pools full
     assert chromium_processes() == before  # terminated and reaped: no orphan, no zombie
