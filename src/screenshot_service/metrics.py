@@ -28,7 +28,10 @@ BROWSER_CRASHES = Counter(
 BROWSER_RECYCLES = Counter(
     "screenshot_browser_recycles_total", "Healthy browsers replaced, by reason (renders, memory).", ["reason"]
 )
-BROWSER_RSS = Gauge("screenshot_browser_rss_bytes", "Resident memory of the current browser's processes.")
+BROWSER_RSS = Gauge(
+    "screenshot_browser_rss_bytes",
+    "Resident memory of the current browser's processes (their proportional shares, PSS, summed).",
+)
 BROWSER_RSS_LIMIT = Gauge(
     "screenshot_browser_rss_limit_bytes",
     "The resident memory past which the browser is recycled (SCREENSHOT_BROWSER_MAX_RSS_MB; 0 = none).",

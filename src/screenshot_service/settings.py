@@ -77,7 +77,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     browser_recycle_after: Annotated[int, msgspec.Meta(ge=0)] = 1000
     """Replace the browser after this many renders (0: never); renders in flight finish on the old one."""
     browser_max_rss_mb: Annotated[int, msgspec.Meta(ge=0)] = 2048
-    """Replace the browser when its processes' resident memory passes this (0: no limit)."""
+    """Replace the browser when its processes' resident memory passes this (0: no limit); each process
+    counts its proportional share (PSS) of the pages it shares with others."""
     page_pool_size: Annotated[int, msgspec.Meta(ge=-1, le=64)] = -1
     """Blank pages each dashboard's context keeps opened and prepared ahead of need, so a render starts
     at navigation; a page is used by one render and closed, the pool refilled after it. ``-1``: half the

@@ -255,16 +255,18 @@ class PlaywrightContext:
             raise _translate(exc, "context") from exc
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
-        warm = self._pool.take() if self._pool is not None else None
-        if warm is None:
-            warm = await open_within(deadline, "open-page", self._open_page(), _close_warm)
-        page, session = warm
+        page: Page | None = None
         try:
+            warm = self._pool.take() if self._pool is not None else None
+            if warm is None:
+                warm = await open_within(deadline, "open-page", self._open_page(), _close_warm)
+            page, session = warm
             return await capture_page(_PlaywrightPage(page, session, self._scale), spec, deadline)
         finally:
-            await _close_page(page)
+            if page is not None:
+                await _close_page(page)
             if self._pool is not None:
-                self._pool.refill()
+                self._pool.refill()  # after every render, one that could not open its page too
 
     @property
     def warm_pages(self) -> int:
