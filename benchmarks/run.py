@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from . import procs
+from . import procs, readiness
 from .direct import FLOORS, Capture, Target, measure_baseline
 from .measure import PeakRss, Sample, Stats, in_turns, load, request
 from .pages import write_pages
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress shows, even written to a file
     results = asyncio.run(run(args))
     print_report(results)
+    results["readiness"] = readiness.bench(args.engine_list, args.chromium, quick=args.quick)
     save(results, args.json)
     print(f"\nJSON written to {args.json}")
     return 0
