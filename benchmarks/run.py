@@ -100,6 +100,7 @@ def dashboards_toml(pages: str) -> str:
 [dashboards.static]
 url = "{pages}/static.html?n={{n}}"
 viewport = {{ width = 1280, height = 800, scale = 1 }}
+wait = {{ until = "load" }}  # as the floor waits (auto readiness's cost: benchmarks.readiness)
 {n.format(name="static")}
 [dashboards.heavy]
 url = "{pages}/heavy.html?n={{n}}"
