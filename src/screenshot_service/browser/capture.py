@@ -108,8 +108,9 @@ class Readiness(msgspec.Struct, kw_only=True, frozen=True):
     waited_ms: int = 0
     """Time from the end of navigation until the page was ready (or the bound passed)."""
     moving: tuple[str, ...] = ()
-    """What still changed in the last quiet window of a ``partial`` capture (``network``, ``canvas:#id``,
-    ``dom:div#panel``, ``animation:name``, ``fonts``, ``image:img``, or a preset's signal)."""
+    """What still changed in the last quiet window of a ``partial`` capture: ``network``,
+    ``canvas:canvas#id``, ``dom:div#panel``, ``animation:name``, ``fonts``, ``image:img``, or a
+    preset's signal (``streamlit:running``...)."""
 
     def header(self) -> str:
         """The compact form of ``X-Render-Readiness``: ``ready; condition=load+auto; waited_ms=512``."""
