@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from . import procs
+from . import procs, readiness
 from .direct import FLOORS, Capture, Target, measure_baseline
 from .measure import PeakRss, Sample, Stats, in_turns, load, request
 from .pages import write_pages
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(line_buffering=True)  # progress shows, even written to a file
     results = asyncio.run(run(args))
     print_report(results)
+    results["readiness"] = readiness.bench(args.engine_list, args.chromium, quick=args.quick)
     save(results, args.json)
     print(f"\nJSON written to {args.json}")
     return 0
@@ -99,6 +100,7 @@ def dashboards_toml(pages: str) -> str:
 [dashboards.static]
 url = "{pages}/static.html?n={{n}}"
 viewport = {{ width = 1280, height = 800, scale = 1 }}
+wait = {{ until = "load" }}  # as the floor waits (auto readiness's cost: benchmarks.readiness)
 {n.format(name="static")}
 [dashboards.heavy]
 url = "{pages}/heavy.html?n={{n}}"

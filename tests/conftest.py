@@ -65,6 +65,32 @@ values = ["today", "7d", "30d", "90d"]
 [dashboards.sales-unwaited]
 title = "Sales, captured without waiting for its data"
 url = "{pages_url}/demo/sales?range=7d"
+wait = {{ until = "load" }}
+
+[dashboards.sales-auto]
+title = "Sales, with no wait configured: ready when still"
+url = "{pages_url}/demo/sales?range=7d"
+
+[dashboards.late]
+url = "{pages_url}/readiness/late"
+viewport = {{ width = 640, height = 420 }}
+
+[dashboards.late-at-load]
+url = "{pages_url}/readiness/late"
+viewport = {{ width = 640, height = 420 }}
+wait = {{ until = "load" }}
+
+[dashboards.never-still]
+url = "{pages_url}/readiness/never-still"
+timeout_ms = 4000
+
+[dashboards.never-still-refused]
+url = "{pages_url}/readiness/never-still"
+wait = {{ refuse_partial = true }}
+timeout_ms = 4000
+
+[dashboards.spinner]
+url = "{pages_url}/readiness/spinner"
 
 [dashboards.box]
 url = "{pages_url}/box"

@@ -13,15 +13,27 @@ async def readiness_count(service: ServiceClient, outcome: str) -> float:
     return (await Metrics.read(service)).value("screenshot_render_readiness_total", outcome=outcome)
 
 
-async def test_a_ready_page_says_complete(service: ServiceClient) -> None:
-    before = await readiness_count(service, "complete")
+@pytest.mark.parametrize(
+    ("dashboard", "condition"),
+    [
+        pytest.param("box", "load+auto", id="no-wait-is-auto"),
+        pytest.param("sales", "load+selector", id="explicit-selector-replaces-auto"),
+        pytest.param("sales-unwaited", "load", id="explicit-until-replaces-auto"),
+    ],
+)
+async def test_a_ready_page_says_which_conditions_held(
+    service: ServiceClient, dashboard: str, condition: str
+) -> None:
+    before = await readiness_count(service, condition)
 
-    response = await service.post("/v1/renders", json={"dashboard": "box"})
+    response = await service.post("/v1/renders", json={"dashboard": dashboard})
 
     assert response.status_code == 200
-    assert response.headers["x-render-readiness"] == "complete"
+    header = response.headers["x-render-readiness"]
+    assert header.startswith(f"ready; condition={condition}; waited_ms="), header
+    assert "moving=" not in header
     assert int(response.headers["x-queue-ms"]) >= 0
-    assert await readiness_count(service, "complete") == before + 1
+    assert await readiness_count(service, condition) == before + 1
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ The listener is on 127.0.0.2, the pages on 127.0.0.1: the policy trusts (or allo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -222,3 +223,37 @@ async def test_dns_rebinding_gets_nowhere_the_proxy_connects_to_what_it_checked(
     assert second.status_code == 403
     assert resolver.asked == 2
     assert listener.connections == []
+
+
+async def test_each_request_reaches_the_origin_in_origin_form() -> None:
+    """The proxy rewrites a connection's first request only, so it asks the origin to close after it:
+    a browser's next request then comes on a new connection, rewritten too, never in absolute form
+    (which Tornado, under Streamlit and Panel, answers 404)."""
+    from screenshot_service.guard.egress import EgressProxy  # noqa: PLC0415
+
+    lines: list[bytes] = []
+
+    async def origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines.append(head.split(b"\r\n", 1)[0])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+                if b"\r\nconnection: close\r\n" in head.lower():
+                    break
+        writer.close()
+
+    server = await asyncio.start_server(origin, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proxy = EgressProxy()
+    gate = Gate(NetPolicy(), trusted_origin=f"http://127.0.0.1:{port}", allowlisted_navigation=False)
+    proxied = await proxy.open(gate)
+    try:
+        async with httpx.AsyncClient(proxy=proxied.url, timeout=15) as client:  # keeps connections alive
+            answers = [await client.get(f"http://127.0.0.1:{port}/static/{n}.js") for n in range(3)]
+    finally:
+        await proxy.close()
+        server.close()
+        await server.wait_closed()
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert lines == [f"GET /static/{n}.js HTTP/1.1".encode() for n in range(3)]

@@ -66,6 +66,13 @@ async def test_upload_returns_the_media_id_of_the_rendered_png(
     assert body["render_ms"] > 0
     assert body["upload_ms"] >= 0
     assert body["fitted"] is None
+    readiness = body["readiness"]  # the demo's wait is its selector
+    assert (readiness["state"], readiness["condition"], readiness["moving"]) == ("ready", "load+selector", [])
+    assert readiness["waited_ms"] >= 0
+    assert (
+        response.headers["x-render-readiness"]
+        == f"ready; condition=load+selector; waited_ms={readiness['waited_ms']}"
+    )
     [received] = await emulator.uploads()
     assert received["media_id"] == body["media_id"]
     assert received["version"] == API_VERSION

@@ -80,7 +80,8 @@ READY_CHECKS = Counter(
 )
 READINESS = Counter(
     "screenshot_render_readiness_total",
-    "How pages became ready: complete, or timeout:<step> (selector, expression, network-idle...).",
+    "How pages became ready: the conditions that held (load+auto, load+selector...), partial, "
+    "or timeout:<step> (selector, expression, network-idle, auto...).",
     ["outcome"],
 )
 BROWSER_CONTEXTS = Gauge("screenshot_browser_contexts_open", "Browser contexts open in Chromium.")

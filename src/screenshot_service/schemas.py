@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from .browser.capture import ImageFormat
+from .browser.capture import ImageFormat, Readiness
 
 PARAMS_MAX, PARAM_NAME_MAX, PARAM_VALUE_MAX = 32, 64, 256
 ParamValue = Annotated[str, msgspec.Meta(max_length=PARAM_VALUE_MAX)]
@@ -62,6 +62,9 @@ class UploadedImage(msgspec.Struct, kw_only=True, frozen=True):
     """Uploaded earlier and reused (the dashboard's ``cache_ttl_s``), not rendered for this request."""
     fitted: str | None = None
     """How the image was made to fit WhatsApp's size limit, if it had to be (e.g. ``jpeg q85``)."""
+    readiness: Readiness = msgspec.field(default_factory=Readiness)
+    """How the page became ready: the conditions that held (``state`` ``ready``), or ``partial``
+    with what still moved when the time to wait ran out; for a reused media id, its render's."""
 
 
 class MediaResponse(UploadedImage, kw_only=True, frozen=True):

@@ -20,3 +20,17 @@ def differing_fraction(a: bytes, b: bytes) -> float:
     diff = ImageChops.difference(first, second).convert("L").point(lambda v: 255 if v > 16 else 0)
     histogram = diff.histogram()
     return histogram[255] / (first.width * first.height)
+
+
+def near(pixel: object, colour: tuple[int, int, int], tolerance: int = 8) -> bool:
+    """Whether an RGB ``pixel`` (as Pillow answers it) is ``colour``, give or take ``tolerance``."""
+    return isinstance(pixel, tuple) and all(
+        abs(int(a) - b) <= tolerance for a, b in zip(pixel, colour, strict=True)
+    )
+
+
+def colour_share(data: bytes, colour: tuple[int, int, int]) -> float:
+    """Share of an image's pixels that are ``colour`` (see :func:`near`)."""
+    image = decode(data).convert("RGB")
+    counts = image.getcolors(image.width * image.height) or []
+    return sum(n for n, rgb in counts if near(rgb, colour)) / (image.width * image.height)

@@ -14,6 +14,8 @@ from litestar.response import Redirect
 
 from screenshot_service.dev.demo import DEMO_ROUTES
 
+from .readiness_pages import READINESS_ROUTES
+
 BOX_PAGE = """<!doctype html><html><body style="margin:0;background:#fff">
 <div id="box" style="position:absolute;left:40px;top:30px;width:300px;height:150px;background:#c00"></div>
 <p id="who">%s</p></body></html>"""
@@ -214,6 +216,7 @@ def create_pages_app() -> Litestar:
             service_worker,
             canary,
             *DEMO_ROUTES,
+            *READINESS_ROUTES,
         ],
         state=State({"box_visits": []} | egress_state("http://127.0.0.2:9")),
     )

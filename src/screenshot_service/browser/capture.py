@@ -21,6 +21,7 @@ from .. import metrics
 from ..errors import ForbiddenUrl, InvalidRequest, RenderError, RenderTimeout
 from ..guard.netpolicy import Gate, NetPolicy
 from ..settings import Settings
+from .settle import QUIET_MS, Preset, StillPage, settle, settle_budget_ms
 
 T = TypeVar("T")
 
@@ -34,15 +35,94 @@ log = structlog.get_logger(__name__)
 
 
 class Wait(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """When a page counts as ready; every condition given must hold, in this order."""
+    """When a page counts as ready; every condition given must hold, in this order.
 
-    until: WaitUntil = "load"
+    With none given, the page is ready when it is still (``auto``, see :mod:`.settle`). An explicit
+    condition (``until``, ``selector``, ``expression``, ``network_idle``, ``delay_ms``) replaces that,
+    unless ``auto = true`` is also given: then the explicit ones hold first, and the page must then be
+    still. A ``preset`` is auto with the app's own "still working" signal, after any explicit ones.
+    """
+
+    until: WaitUntil | None = None
+    """The navigation event waited for (``load`` when not given)."""
     selector: str | None = None
     """A CSS selector that must be visible."""
     expression: str | None = None
     """A JavaScript expression that must become truthy."""
     network_idle: bool = False
     delay_ms: Annotated[int, msgspec.Meta(ge=0, le=30_000)] = 0
+    auto: bool | None = None
+    """Wait until the page is still; by default on when no explicit condition is given."""
+    preset: Preset | None = None
+    """A dashboard app's readiness: ``auto``, ``streamlit``, ``dash``, ``panel``."""
+    quiet_ms: Annotated[int, msgspec.Meta(ge=100, le=5_000)] = QUIET_MS
+    """How long the network must be idle and the page still at once."""
+    max_ms: Annotated[int, msgspec.Meta(ge=0, le=300_000)] | None = None
+    """Bound of the still-wait (besides the deadline); past it the capture is ``partial``."""
+    refuse_partial: bool = False
+    """A page still moving at the bound is a 504 (``render-timeout``, step ``auto``), not a capture."""
+
+    @property
+    def navigation(self) -> WaitUntil:
+        return self.until or "load"
+
+    @property
+    def settles(self) -> bool:
+        """Whether the page must become still before the capture."""
+        if self.preset is not None or self.auto is not None:
+            return self.preset is not None or bool(self.auto)
+        explicit = (
+            self.until,
+            self.selector,
+            self.expression,
+            self.network_idle or None,
+            self.delay_ms or None,
+        )
+        return all(condition is None for condition in explicit)
+
+    def conditions(self) -> list[str]:
+        """The names of the conditions this wait checks, in order (what a readiness report names)."""
+        names: list[str] = [self.navigation]
+        names += [
+            name
+            for name, on in (
+                ("network-idle", self.network_idle),
+                ("selector", self.selector),
+                ("expression", self.expression),
+                ("delay", self.delay_ms),
+            )
+            if on
+        ]
+        if self.settles:
+            names.append(f"preset:{self.preset}" if self.preset not in (None, "auto") else "auto")
+        return names
+
+
+class Readiness(msgspec.Struct, kw_only=True, frozen=True):
+    """How a page became ready: which conditions held (or that it was captured ``partial`` at the
+    bound), how long waiting for them took after navigation, and what was still moving."""
+
+    state: Literal["ready", "partial"] = "ready"
+    condition: str = "load"
+    """The conditions that were waited for, joined by ``+`` (e.g. ``load+auto``, ``load+selector``)."""
+    waited_ms: int = 0
+    """Time from the end of navigation until the page was ready (or the bound passed)."""
+    moving: tuple[str, ...] = ()
+    """What still changed in the last quiet window of a ``partial`` capture: ``network``,
+    ``canvas:canvas#id``, ``dom:div#panel``, ``animation:name``, ``fonts``, ``image:img``, or a
+    preset's signal (``streamlit:running``...)."""
+
+    def header(self) -> str:
+        """The compact form of ``X-Render-Readiness``: ``ready; condition=load+auto; waited_ms=512``."""
+        parts = [self.state, f"condition={self.condition}", f"waited_ms={self.waited_ms}"]
+        if self.moving:
+            parts.append("moving=" + ",".join(self.moving))
+        return "; ".join(parts)
+
+    @property
+    def outcome(self) -> str:
+        """The few-valued label of ``screenshot_render_readiness_total``."""
+        return "partial" if self.state == "partial" else self.condition
 
 
 class ContextSpec(msgspec.Struct, kw_only=True, frozen=True):
@@ -90,8 +170,8 @@ class Shot(msgspec.Struct, kw_only=True, frozen=True):
     """What one capture made: the image, and what the page told about itself on the way."""
 
     data: bytes
-    readiness: str = "complete"
-    """How the page became ready: ``complete`` (every readiness condition held)."""
+    readiness: Readiness = msgspec.field(default_factory=Readiness)
+    """How the page became ready."""
 
 
 class Deadline:
@@ -219,12 +299,13 @@ def no_element(selector: str) -> InvalidRequest:
     )
 
 
-READINESS_STEPS = frozenset({"network-idle", "selector", "expression", "delay"})
+READINESS_STEPS = frozenset({"network-idle", "selector", "expression", "delay", "auto"})
 """Steps of :func:`capture_page` that wait for the page to be ready (after navigation, before capture)."""
 
 
-class EnginePage(Protocol):
-    """One page's primitives; every call takes its own timeout in milliseconds."""
+class EnginePage(StillPage, Protocol):
+    """One page's primitives; every call takes its own timeout in milliseconds. Its ``network`` is fed
+    with the page's requests from before navigation on."""
 
     async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
         """Navigate; returns the main response's HTTP status when there is one."""
@@ -241,10 +322,11 @@ class EnginePage(Protocol):
 
 async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) -> Shot:
     """The steps of one capture, each named and bounded: navigate, wait for readiness, capture."""
-    status = await deadline.run("navigate", lambda t: page.goto(spec.url, spec.wait.until, t))
+    wait = spec.wait
+    status = await deadline.run("navigate", lambda t: page.goto(spec.url, wait.navigation, t))
     if status is not None and status >= 400:
         raise RenderError(f"The dashboard page answered HTTP {status}.", step="navigate")
-    wait = spec.wait
+    loaded = time.monotonic()
     if wait.network_idle:
         await deadline.run("network-idle", page.wait_network_idle)
     if wait.selector:
@@ -258,8 +340,29 @@ async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) 
             raise RenderTimeout("The configured extra delay does not fit in the time left.", step="delay")
         delay_s = wait.delay_ms / 1000
         await deadline.run("delay", lambda _: asyncio.sleep(delay_s))
+    readiness = Readiness(condition="+".join(wait.conditions()))
+    if wait.settles:
+        settled = await deadline.run(
+            "auto",
+            lambda t: settle(
+                page,
+                quiet_ms=wait.quiet_ms,
+                budget_ms=settle_budget_ms(t, wait.max_ms),
+                full=spec.full_page,
+                preset=wait.preset or "auto",
+            ),
+        )
+        if not settled.still:
+            if wait.refuse_partial:
+                raise RenderTimeout(
+                    "The page was still moving when the time to wait for it ran out "
+                    f"({', '.join(settled.moving) or 'unknown'}); refuse_partial is set.",
+                    step="auto",
+                )
+            readiness = msgspec.structs.replace(readiness, state="partial", moving=settled.moving)
+    readiness = msgspec.structs.replace(readiness, waited_ms=round((time.monotonic() - loaded) * 1000))
     data = await deadline.run("capture", lambda t: page.screenshot(spec, t))
-    return Shot(data=data)
+    return Shot(data=data, readiness=readiness)
 
 
 class EngineContext(Protocol):

@@ -47,6 +47,7 @@ from .capture import (
 from .flags import chromium_args
 from .pool import PagePool
 from .processes import find_group_leader
+from .settle import NetworkWatch, evaluated
 
 log = structlog.get_logger(__name__)
 
@@ -312,6 +313,15 @@ class _PlaywrightPage:
         self._page = page
         self._session = session
         self._scale = scale  # the context's device scale factor, which our CDP session does not see
+        self.network = NetworkWatch()
+        page.on("request", lambda request: self._count(request, self.network.request_started))
+        page.on("requestfinished", lambda request: self._count(request, self.network.request_ended))
+        page.on("requestfailed", lambda request: self._count(request, self.network.request_ended))
+
+    @staticmethod
+    def _count(request: Request, change: Callable[[], None]) -> None:
+        if request.resource_type != "eventsource":  # a stream that never ends is not "in flight"
+            change()
 
     async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
         response = await self._call("navigate", self._page.goto(url, wait_until=until, timeout=timeout_ms))  # type: ignore[arg-type]
@@ -327,6 +337,18 @@ class _PlaywrightPage:
 
     async def wait_expression(self, expression: str, timeout_ms: float) -> None:
         await self._call("expression", self._page.wait_for_function(expression, timeout=timeout_ms))
+
+    async def evaluate(self, expression: str, timeout_ms: float) -> Any:
+        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                return evaluated(await self._session.send("Runtime.evaluate", params))
+        except TimeoutError:
+            raise RenderTimeout("The page did not finish step 'auto' in time.", step="auto") from None
+        except PlaywrightError as exc:
+            if "context was destroyed" in exc.message or "Cannot find context" in exc.message:
+                return None  # it navigated: the caller starts again on the new document
+            raise _translate(exc, "auto") from exc
 
     async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes:
         if (self._page.viewport_size or {}) != {"width": spec.width, "height": spec.height}:

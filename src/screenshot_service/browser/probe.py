@@ -8,11 +8,12 @@ import time
 
 from .. import metrics
 from ..errors import BrowserUnavailable, ServiceError
-from .capture import CaptureSpec, ContextSpec, Deadline
+from .capture import CaptureSpec, ContextSpec, Deadline, Wait
 from .supervisor import Supervisor
 
 _BLANK_CONTEXT = ContextSpec(width=64, height=64, scale=1)
-_BLANK_CAPTURE = CaptureSpec(url="about:blank", width=64, height=64)
+# The probe checks that the browser renders, not that a page settles: a blank page at ``load``.
+_BLANK_CAPTURE = CaptureSpec(url="about:blank", width=64, height=64, wait=Wait(until="load"))
 
 
 class BrowserProbe:

@@ -45,6 +45,7 @@ from .capture import (
 )
 from .flags import chromium_args
 from .pool import PagePool
+from .settle import NetworkWatch, evaluated
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
 _UNTIL = {"load": "load", "domcontentloaded": "domcontentloaded", "networkidle": "networkidle0"}
@@ -326,15 +327,15 @@ class _PyppeteerPage:
 
     def __init__(self, page: Any) -> None:
         self._page = page
-        self._inflight = 0
-        self._changed = asyncio.Event()
-        page.on("request", lambda _: self._count(1))
-        page.on("requestfinished", lambda _: self._count(-1))
-        page.on("requestfailed", lambda _: self._count(-1))
+        self.network = NetworkWatch()
+        page.on("request", lambda request: self._count(request, self.network.request_started))
+        page.on("requestfinished", lambda request: self._count(request, self.network.request_ended))
+        page.on("requestfailed", lambda request: self._count(request, self.network.request_ended))
 
-    def _count(self, delta: int) -> None:
-        self._inflight = max(0, self._inflight + delta)
-        self._changed.set()
+    @staticmethod
+    def _count(request: Any, change: Callable[[], None]) -> None:
+        if request.resourceType != "eventsource":  # a stream that never ends is not "in flight"
+            change()
 
     async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
         response = await self._page.goto(url, waitUntil=_UNTIL[until], timeout=timeout_ms)
@@ -343,13 +344,26 @@ class _PyppeteerPage:
     async def wait_network_idle(self, timeout_ms: float) -> None:
         # Idle as Playwright means it: no request in flight for 500 ms. Bounded by the caller's deadline.
         while True:
-            self._changed.clear()
-            if self._inflight == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), 0.5)
-                    continue
+            await self.network.idle(timeout_ms)
+            if self.network.inflight == 0 and self.network.quiet_ms() >= 500:
                 return
-            await self._changed.wait()
+            if self.network.inflight == 0:
+                started = self.network.started
+                await asyncio.sleep(0.5 - self.network.quiet_ms() / 1000)
+                if self.network.started == started:
+                    return
+
+    async def evaluate(self, expression: str, timeout_ms: float) -> Any:
+        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                return evaluated(await self._page._client.send("Runtime.evaluate", params))
+        except TimeoutError:
+            raise RenderTimeout("The page did not finish step 'auto' in time.", step="auto") from None
+        except PyppeteerError as exc:
+            if "context was destroyed" in str(exc) or "Cannot find context" in str(exc):
+                return None  # it navigated: the caller starts again on the new document
+            raise _translate(exc, "auto") from exc
 
     async def wait_selector(self, selector: str, timeout_ms: float) -> None:
         await self._page.waitForSelector(selector, visible=True, timeout=timeout_ms)

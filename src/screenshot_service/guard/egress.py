@@ -167,12 +167,21 @@ def _parse(head: bytes) -> tuple[bytes, str, int] | None:
 
 
 def _origin_form(head: bytes) -> bytes:
-    """The request as the origin server expects it: path-only target, no proxy headers."""
+    """The request as the origin server expects it: path-only target, no proxy headers.
+
+    Only the first request of a connection is rewritten (bytes are relayed after it), so the upstream
+    connection is closed after its answer (``Connection: close``): a browser's next request on the
+    same proxy connection would reach the server in absolute form, which some servers (Tornado's static
+    files: Streamlit, Panel) answer 404. A WebSocket upgrade keeps its ``Connection: Upgrade``.
+    """
     line, _, rest = head.partition(b"\r\n")
     method, target, version = line.split(b" ")
     url = urlsplit(target.decode("latin-1"))
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     headers = [h for h in rest.split(b"\r\n") if h and h.split(b":", 1)[0].strip().lower() not in _HOP_BY_HOP]
+    if not any(h.split(b":", 1)[0].strip().lower() == b"upgrade" for h in headers):
+        headers = [h for h in headers if h.split(b":", 1)[0].strip().lower() != b"connection"]
+        headers.append(b"Connection: close")
     return b"\r\n".join([b" ".join([method, path.encode("latin-1"), version]), *headers]) + b"\r\n\r\n"
 
 

@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 from .. import metrics
-from ..browser.capture import READINESS_STEPS, Deadline
+from ..browser.capture import READINESS_STEPS, Deadline, Readiness
 from ..browser.supervisor import Supervisor
 from ..dashboards.catalog import RenderPlan
 from ..errors import RenderTimeout, ServiceError
@@ -27,8 +27,8 @@ class Rendered(msgspec.Struct, kw_only=True, frozen=True):
     dashboard: str
     render_ms: int
     queue_ms: int
-    readiness: str = "complete"
-    """How the page became ready: ``complete`` (every readiness condition held)."""
+    readiness: Readiness = msgspec.field(default_factory=Readiness)
+    """How the page became ready (which conditions held, or ``partial``)."""
 
 
 class Renderer:
@@ -85,8 +85,9 @@ class Renderer:
                 outcome=outcome,
                 render_ms=round(elapsed * 1000),
                 queue_ms=queue_ms,
+                **({} if outcome != "ok" else {"readiness": shot.readiness.header()}),
             )
-        metrics.READINESS.labels(shot.readiness).inc()
+        metrics.READINESS.labels(shot.readiness.outcome).inc()
         metrics.IMAGE_BYTES.observe(len(shot.data))
         return Rendered(
             data=shot.data,

@@ -32,7 +32,6 @@ class Published(UploadedImage, kw_only=True, frozen=True):
     """An image uploaded to WhatsApp, and how its render went."""
 
     queue_ms: int
-    readiness: str
 
 
 class Publisher:

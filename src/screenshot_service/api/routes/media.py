@@ -40,5 +40,5 @@ async def create_media(
     body = MediaResponse(**uploaded, request_id=request.scope["state"]["request_id"])
     return Response(
         body,
-        headers={"X-Queue-Ms": str(published.queue_ms), "X-Render-Readiness": published.readiness},
+        headers={"X-Queue-Ms": str(published.queue_ms), "X-Render-Readiness": published.readiness.header()},
     )

@@ -45,6 +45,6 @@ async def create_render(
             "Cache-Control": "no-store",
             "X-Render-Ms": str(rendered.render_ms),
             "X-Queue-Ms": str(rendered.queue_ms),
-            "X-Render-Readiness": rendered.readiness,
+            "X-Render-Readiness": rendered.readiness.header(),
         },
     )
