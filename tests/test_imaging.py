@@ -11,6 +11,7 @@ from PIL import Image
 
 from screenshot_service.browser.capture import ImageFormat
 from screenshot_service.errors import ImageTooLarge, RenderError
+from screenshot_service.whatsapp import imaging
 from screenshot_service.whatsapp.imaging import (
     MAX_IMAGE_BYTES,
     MIN_SIDE,
@@ -137,3 +138,45 @@ async def test_fitting_runs_off_the_event_loop(huge_png: bytes) -> None:
 
     assert len(fitted.data) <= MAX_IMAGE_BYTES
     assert ticks > 1
+
+
+@pytest.fixture
+def full_encodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every JPEG encode fitting makes, counted where the encoder is called."""
+    sizes: list[tuple[int, int]] = []
+    encode_jpeg = imaging._jpeg
+
+    def counted(image: Image.Image, quality: int) -> bytes:
+        sizes.append(image.size)
+        return encode_jpeg(image, quality)
+
+    monkeypatch.setattr(imaging, "_jpeg", counted)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "limit"),
+    [
+        pytest.param(800, 600, 200_000, id="noise-far-over"),
+        pytest.param(400, 3000, 600_000, id="tall-noise"),
+        pytest.param(1600, 1200, 3_000_000, id="noise-a-little-over"),
+    ],
+)
+def test_fitting_takes_at_most_two_full_encodes(
+    full_encodes: list[tuple[int, int]], width: int, height: int, limit: int
+) -> None:
+    fitted = fit_image(noisy_png(width, height), "png", limit)
+
+    assert len(fitted.data) <= limit
+    assert len(full_encodes) == fitted.encodes <= 2
+    assert full_encodes[0] == (width, height)  # one encode at full size, then the predicted scale
+    assert decode(fitted.data).size == (fitted.width, fitted.height)
+
+
+def test_a_jpeg_that_fits_at_full_size_takes_one_encode(
+    full_encodes: list[tuple[int, int]], huge_png: bytes
+) -> None:
+    fitted = fit_image(huge_png, "png", MAX_IMAGE_BYTES)
+
+    assert full_encodes == [(1600, 1200)]
+    assert fitted.encodes == 1
