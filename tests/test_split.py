@@ -4,6 +4,8 @@ panels, each under 5 MB and uploaded in order; the cut lines, the parts' encodin
 from __future__ import annotations
 
 import io
+import itertools
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,8 +70,13 @@ def test_parts_are_cropped_at_the_cuts_with_their_page_boxes() -> None:
 def test_a_part_over_the_limit_is_fitted_in_two_encodes(monkeypatch: pytest.MonkeyPatch) -> None:
     encodes: list[tuple[int, int]] = []
     jpeg = imaging._jpeg
-    monkeypatch.setattr(imaging, "_jpeg", lambda image, q: encodes.append(image.size) or jpeg(image, q))
-    noise = Image.frombytes("RGB", (1000, 1500), __import__("os").urandom(1000 * 1500 * 3))
+
+    def counted(image: Image.Image, quality: int) -> bytes:
+        encodes.append(image.size)
+        return jpeg(image, quality)
+
+    monkeypatch.setattr(imaging, "_jpeg", counted)
+    noise = Image.frombytes("RGB", (1000, 1500), os.urandom(1000 * 1500 * 3))
     out = io.BytesIO()
     noise.save(out, "PNG")
 
@@ -123,8 +130,9 @@ def panel_at(image: Image.Image, row: int) -> bool:
     return image.getpixel((40, row)) == (255, 255, 255)
 
 
-def background(pixel: tuple[int, int, int]) -> bool:
+def background(pixel: object) -> bool:
     """The tall page's grey between panels (#f4f5f7), or a panel's shadow on it."""
+    assert isinstance(pixel, tuple)
     return all(225 <= channel <= 250 for channel in pixel)
 
 
@@ -139,8 +147,8 @@ async def test_a_tall_page_is_split_into_legible_parts_between_panels(
     assert len(parts) >= 16000 / (1280 * PART_ASPECT)  # 7 or more: no part taller than a phone's aspect
     # In order, top to bottom, the whole page, each at the page's own width (1280 px: legible zoomed).
     assert parts[0]["box"]["y"] == 0
-    for above, below in zip(parts, parts[1:], strict=False):
-        assert above["box"]["y"] + above["box"]["height"] == below["box"]["y"]
+    for upper, lower in itertools.pairwise(parts):
+        assert upper["box"]["y"] + upper["box"]["height"] == lower["box"]["y"]
     assert parts[-1]["box"]["y"] + parts[-1]["box"]["height"] == 16000
     for part in parts:
         assert part["bytes"] <= MAX_IMAGE_BYTES
@@ -154,7 +162,7 @@ async def test_a_tall_page_is_split_into_legible_parts_between_panels(
     images = [decode(await media_bytes(emulator, p["media_id"])).convert("RGB") for p in parts]
     for part, image in zip(parts, images, strict=True):
         assert image.size == (part["width"], part["height"])
-    for above, below in zip(images, images[1:], strict=False):
+    for above, below in itertools.pairwise(images):
         assert not (panel_at(above, above.height - 1) and panel_at(below, 0))
         assert background(above.getpixel((40, above.height - 1))) or background(below.getpixel((40, 0)))
 
