@@ -86,13 +86,13 @@ title = "A 1280x16000 page of panels, its PNG over 5 MB (issue 17)"
 url = "{pages_url}/demo/tall"
 full_page = true
 wait = {{ selector = "body[data-ready='true']" }}
-timeout_ms = 30000
+timeout_ms = 60000
 
 [dashboards.tall-split]
 url = "{pages_url}/demo/tall?noise=40"
 full_page = true
 wait = {{ selector = "body[data-ready='true']" }}
-timeout_ms = 30000
+timeout_ms = 60000
 split = true
 cache_ttl_s = 300
 

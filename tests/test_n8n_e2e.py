@@ -573,6 +573,7 @@ async def test_a_split_dashboard_arrives_as_several_pictures_in_order_captioned_
     [run] = await bot.runs(BOT_ID, 1, before)
     assert run["status"] == "success"
     [rendered] = (await bot.rest.outputs(run["id"]))["Render dashboard"]
+    assert rendered["statusCode"] == 200, rendered["data"]
     parts = json.loads(rendered["data"])["parts"]
     assert len(parts) > 1
     messages = await bot.replies(len(parts))
