@@ -7,7 +7,7 @@ import io
 import os
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from screenshot_service.browser.capture import ImageFormat
 from screenshot_service.errors import ImageTooLarge, RenderError
@@ -169,8 +169,28 @@ def test_fitting_takes_at_most_two_full_encodes(
 
     assert len(fitted.data) <= limit
     assert len(full_encodes) == fitted.encodes <= 2
-    assert full_encodes[0] == (width, height)  # one encode at full size, then the predicted scale
+    # Full size or the answer's size: the small encodes of the sample are not full encodes.
+    assert set(full_encodes) <= {(width, height), (fitted.width, fitted.height)} or len(full_encodes) == 2
     assert decode(fitted.data).size == (fitted.width, fitted.height)
+
+
+def test_the_quality_is_chosen_from_a_sample_before_any_full_encode(
+    full_encodes: list[tuple[int, int]],
+) -> None:
+    """A page a little over the limit at q85 fits at a lower quality, found without a full encode at q85."""
+    # Blurred noise: PNG cannot compress it, and JPEG's bytes fall with the quality, as a dashboard's do.
+    noise = Image.frombytes("RGB", (1200, 4000), os.urandom(1200 * 4000 * 3))
+    image = noise.filter(ImageFilter.GaussianBlur(1.5))
+    data = encode(image)
+    at_85 = len(encode(image, "JPEG", quality=85))
+    at_70 = len(encode(image, "JPEG", quality=70))
+    limit = (at_85 + at_70) // 2
+    assert len(data) > at_85 > limit
+    fitted = fit_image(data, "png", limit)
+
+    assert len(fitted.data) <= limit
+    assert fitted.fitted in {"jpeg q80", "jpeg q75", "jpeg q70"}
+    assert full_encodes == [(1200, 4000)]
 
 
 def test_a_jpeg_that_fits_at_full_size_takes_one_encode(

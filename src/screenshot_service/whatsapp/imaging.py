@@ -16,8 +16,16 @@ MAX_IMAGE_BYTES = 5_000_000
 IMAGE_MIME_TYPES = frozenset({"image/png", "image/jpeg"})
 MIME_TYPES: dict[ImageFormat, str] = {"png": "image/png", "jpeg": "image/jpeg"}
 
-# The one quality fitting encodes at: dashboards' text stays crisp, and the file is a fifth of a PNG's.
-FIT_QUALITY = 85
+# The qualities fitting chooses from, best first: the highest a sample predicts to fit is taken. Below
+# 70 a dashboard's text rings; then the image is scaled instead, at SCALE_QUALITY.
+QUALITIES = (85, 80, 75, 70)
+FIT_QUALITY = QUALITIES[0]
+SCALE_QUALITY = 80
+# The sample: bands spread down the image, an eighth of its rows in all, each a whole number of JPEG
+# blocks tall, so its bytes a row are the image's (measured within a few % on our pages).
+SAMPLE_BANDS = 8
+SAMPLE_SHARE = 1 / 8
+BLOCK = 16
 # JPEG size at a fixed quality falls with the pixel count, a little slower for screenshots (scaling
 # packs text closer together): size ~ linear scale ** SIZE_EXPONENT. Measured on our pages between
 # 1.6 (text) and 2.0 (noise); 1.5 predicts a scale that is never too large, so the second encode fits.
@@ -73,43 +81,66 @@ def fit_image(data: bytes, fmt: ImageFormat, limit_bytes: int = MAX_IMAGE_BYTES)
     return fit_rgb(rgb, limit_bytes, original_bytes=len(data))
 
 
-def fit_rgb(rgb: Image.Image, limit_bytes: int, *, original_bytes: int, min_side: int = MIN_SIDE) -> Fitted:
-    """A JPEG of ``rgb`` within ``limit_bytes``: at full size if it fits, else at the scale predicted
-    from the full-size encode's bytes. Two full encodes at most; past them, :class:`ImageTooLarge`.
+def fit_rgb(
+    rgb: Image.Image, limit_bytes: int, *, original_bytes: int, min_side: int = MIN_SIDE, sample: bool = True
+) -> Fitted:
+    """A JPEG of ``rgb`` within ``limit_bytes``, in two full encodes at most: the quality (or, if none
+    fits, the scale) a sample predicts, then, should that miss, the scale the miss's bytes predict.
+    ``sample=False`` starts at :data:`FIT_QUALITY` instead (for images that nearly always fit).
+    Past the second encode, :class:`ImageTooLarge`.
     """
     width, height = rgb.size
-    encoded = _jpeg(rgb, FIT_QUALITY)
-    if len(encoded) <= limit_bytes:
-        return Fitted(
-            data=encoded,
-            mime_type="image/jpeg",
-            width=width,
-            height=height,
-            fitted=f"jpeg q{FIT_QUALITY}",
-            encodes=1,
-        )
-    scale = predict_scale(len(encoded), limit_bytes)
+    target = limit_bytes * FIT_MARGIN
+    predicted = predict_sizes(rgb) if sample else None
+    quality, scale = FIT_QUALITY, 1.0
+    if predicted is not None:
+        fitting = [q for q in QUALITIES if predicted[q] <= target]
+        quality = fitting[0] if fitting else SCALE_QUALITY
+        if not fitting:
+            scale = predict_scale(round(predicted[SCALE_QUALITY]), limit_bytes)
     # Never below min_side on the short side: a smaller image is unreadable, so try it there or fail.
-    scale = max(scale, min_side / min(width, height))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if scale < 1:
-        encoded = _jpeg(rgb.resize(size, Image.Resampling.LANCZOS), FIT_QUALITY)
-    if scale >= 1 or len(encoded) > limit_bytes:
-        raise ImageTooLarge(
-            f"The image is {original_bytes} bytes and does not fit WhatsApp's {limit_bytes} bytes even as a "
-            f"JPEG scaled to {size[0]}x{size[1]} pixels; render a smaller viewport, clip to a selector, "
-            "or split it.",
-            size=original_bytes,
-            limit=limit_bytes,
-        )
-    return Fitted(
-        data=encoded,
-        mime_type="image/jpeg",
-        width=size[0],
-        height=size[1],
-        fitted=f"jpeg q{FIT_QUALITY} scaled {size[0]}x{size[1]}",
-        encodes=2,
-    )
+    floor = min(1.0, min_side / min(width, height))
+    encodes = 0
+    while True:
+        scale = max(scale, floor)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        encoded = _jpeg(rgb if scale == 1 else rgb.resize(size, Image.Resampling.LANCZOS), quality)
+        encodes += 1
+        if len(encoded) <= limit_bytes:
+            scaled = "" if scale == 1 else f" scaled {size[0]}x{size[1]}"
+            return Fitted(
+                data=encoded,
+                mime_type="image/jpeg",
+                width=size[0],
+                height=size[1],
+                fitted=f"jpeg q{quality}{scaled}",
+                encodes=encodes,
+            )
+        if encodes == 2 or scale == floor:
+            raise ImageTooLarge(
+                f"The image is {original_bytes} bytes and does not fit WhatsApp's {limit_bytes} bytes even "
+                f"as a JPEG scaled to {size[0]}x{size[1]} pixels; render a smaller viewport, clip to a "
+                "selector, or split it.",
+                size=original_bytes,
+                limit=limit_bytes,
+            )
+        scale *= predict_scale(len(encoded), limit_bytes)
+
+
+def predict_sizes(rgb: Image.Image) -> dict[int, float] | None:
+    """The bytes a full-size JPEG of ``rgb`` should have at each of :data:`QUALITIES`, from encoding a
+    sample of bands spread down it; None for an image too small to sample (encoding it is cheap)."""
+    width, height = rgb.size
+    band = int(height * SAMPLE_SHARE / SAMPLE_BANDS) // BLOCK * BLOCK
+    if band < BLOCK:
+        return None
+    step = height / SAMPLE_BANDS
+    sample = Image.new("RGB", (width, band * SAMPLE_BANDS))
+    for index in range(SAMPLE_BANDS):
+        top = int(index * step) // BLOCK * BLOCK
+        sample.paste(rgb.crop((0, top, width, top + band)), (0, index * band))
+    factor = height / sample.height
+    return {quality: len(_encode_jpeg(sample, quality)) * factor for quality in QUALITIES}
 
 
 def predict_scale(encoded_bytes: int, limit_bytes: int) -> float:
@@ -136,6 +167,11 @@ def flatten(image: Image.Image) -> Image.Image:
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
+    """A full encode: what fitting counts (at most two), apart from the sample's small ones."""
+    return _encode_jpeg(image, quality)
+
+
+def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
     # No optimize: its Huffman tables save 2 % of a 1280x16000 page's bytes for three times the encode
     # time (0.25 s against 0.08 s, benchmarks.encode); progressive is no smaller for screenshots.
