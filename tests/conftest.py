@@ -111,6 +111,25 @@ url = "{pages_url}/noise"
 viewport = {{ width = 1600, height = 1200 }}
 wait = {{ selector = "body[data-ready='true']" }}
 
+[dashboards.tall]
+title = "A 1280x16000 page of panels, its PNG over 5 MB (issue 17)"
+url = "{pages_url}/demo/tall"
+full_page = true
+wait = {{ selector = "body[data-ready='true']" }}
+timeout_ms = 60000
+
+[dashboards.tall-split]
+url = "{pages_url}/demo/tall?noise=40"
+full_page = true
+wait = {{ selector = "body[data-ready='true']" }}
+timeout_ms = 60000
+split = true
+cache_ttl_s = 300
+
+[dashboards.phone]
+url = "{pages_url}/box"
+viewport = "phone"
+
 [dashboards.never-ready]
 url = "{pages_url}/never-ready"
 wait = {{ selector = "#never" }}

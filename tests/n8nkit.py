@@ -26,7 +26,8 @@ CATALOGUE = (
     "• *sales [range]*: Sales\n"
     "   range: today, 7d, 30d or 90d (default today)\n"
     "• *revenue [range]*: Revenue\n"
-    "   range: today, 7d, 30d or 90d (default 7d)\n\n"
+    "   range: today, 7d, 30d or 90d (default 7d)\n"
+    "• *ops*: Operations\n\n"
     "Send e.g. *sales 7d*."
 )
 """The bot's `list` answer for the demo's dashboards (what the service under test serves)."""

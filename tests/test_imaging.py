@@ -7,10 +7,11 @@ import io
 import os
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from screenshot_service.browser.capture import ImageFormat
 from screenshot_service.errors import ImageTooLarge, RenderError
+from screenshot_service.whatsapp import imaging
 from screenshot_service.whatsapp.imaging import (
     MAX_IMAGE_BYTES,
     MIN_SIDE,
@@ -137,3 +138,65 @@ async def test_fitting_runs_off_the_event_loop(huge_png: bytes) -> None:
 
     assert len(fitted.data) <= MAX_IMAGE_BYTES
     assert ticks > 1
+
+
+@pytest.fixture
+def full_encodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every JPEG encode fitting makes, counted where the encoder is called."""
+    sizes: list[tuple[int, int]] = []
+    encode_jpeg = imaging._jpeg
+
+    def counted(image: Image.Image, quality: int) -> bytes:
+        sizes.append(image.size)
+        return encode_jpeg(image, quality)
+
+    monkeypatch.setattr(imaging, "_jpeg", counted)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "limit"),
+    [
+        pytest.param(800, 600, 200_000, id="noise-far-over"),
+        pytest.param(400, 3000, 600_000, id="tall-noise"),
+        pytest.param(1600, 1200, 3_000_000, id="noise-a-little-over"),
+    ],
+)
+def test_fitting_takes_at_most_two_full_encodes(
+    full_encodes: list[tuple[int, int]], width: int, height: int, limit: int
+) -> None:
+    fitted = fit_image(noisy_png(width, height), "png", limit)
+
+    assert len(fitted.data) <= limit
+    assert len(full_encodes) == fitted.encodes <= 2
+    # Full size or the answer's size: the small encodes of the sample are not full encodes.
+    assert set(full_encodes) <= {(width, height), (fitted.width, fitted.height)} or len(full_encodes) == 2
+    assert decode(fitted.data).size == (fitted.width, fitted.height)
+
+
+def test_the_quality_is_chosen_from_a_sample_before_any_full_encode(
+    full_encodes: list[tuple[int, int]],
+) -> None:
+    """A page a little over the limit at q85 fits at a lower quality, found without a full encode at q85."""
+    # Blurred noise: PNG cannot compress it, and JPEG's bytes fall with the quality, as a dashboard's do.
+    noise = Image.frombytes("RGB", (1200, 4000), os.urandom(1200 * 4000 * 3))
+    image = noise.filter(ImageFilter.GaussianBlur(1.5))
+    data = encode(image)
+    at_85 = len(encode(image, "JPEG", quality=85))
+    at_70 = len(encode(image, "JPEG", quality=70))
+    limit = (at_85 + at_70) // 2
+    assert len(data) > at_85 > limit
+    fitted = fit_image(data, "png", limit)
+
+    assert len(fitted.data) <= limit
+    assert fitted.fitted in {"jpeg q80", "jpeg q75", "jpeg q70"}
+    assert full_encodes == [(1200, 4000)]
+
+
+def test_a_jpeg_that_fits_at_full_size_takes_one_encode(
+    full_encodes: list[tuple[int, int]], huge_png: bytes
+) -> None:
+    fitted = fit_image(huge_png, "png", MAX_IMAGE_BYTES)
+
+    assert full_encodes == [(1600, 1200)]
+    assert fitted.encodes == 1

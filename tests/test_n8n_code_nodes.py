@@ -34,6 +34,7 @@ TESTED = {
     "Use cached dashboards",
     "Plan request",
     "Read render result",
+    "One message per part",
     "Explain failure",
     "Summarise failure",
 }
@@ -452,6 +453,55 @@ def test_result_sends_the_image_by_media_id_with_title_options_and_time() -> Non
     }
     assert out["caption"].startswith("Sales (7d) · ")
     assert any(str(year) in out["caption"] for year in range(2024, 2100))
+
+
+def part(media_id: str, y: int, height: int) -> dict[str, Any]:
+    box = {"x": 0, "y": y, "width": 1280, "height": height}
+    return {
+        "media_id": media_id,
+        "mime_type": "image/png",
+        "bytes": 99,
+        "width": 1280,
+        "height": height,
+        "box": box,
+    }
+
+
+SPLIT = {
+    **MEDIA,
+    "parts": [part("1037543291543636", 0, 2560), part("222", 2560, 2400), part("333", 4960, 40)],
+}
+
+
+def test_a_split_answer_becomes_its_parts_media_ids_in_order() -> None:
+    out = read_result(http_answer(200, json.dumps(SPLIT)))
+    assert (out["action"], out["mediaId"]) == ("image", "1037543291543636")
+    assert out["mediaIds"] == ["1037543291543636", "222", "333"]
+    assert out["caption"].startswith("Sales (7d) · ")
+
+
+def per_part(*results: dict[str, Any]) -> list[dict[str, Any]]:
+    return run_code_node(BOT, "One message per part", list(results))
+
+
+def test_each_part_is_a_message_of_its_own_with_the_caption_on_the_first() -> None:
+    result = read_result(http_answer(200, json.dumps(SPLIT)))
+    messages = per_part(result)
+    assert [m["mediaId"] for m in messages] == ["1037543291543636", "222", "333"]
+    assert [m["caption"] for m in messages] == [result["caption"], "", ""]
+    assert {(m["from"], m["phoneNumberId"], m["action"]) for m in messages} == {
+        (ALLOWED, PHONE_NUMBER_ID, "image")
+    }
+    assert all("mediaIds" not in m for m in messages)
+
+
+def test_a_single_image_is_one_message() -> None:
+    result = read_result(http_answer(200, json.dumps(MEDIA)))
+    [single] = per_part(result)
+    assert (single["mediaId"], single["caption"]) == (MEDIA["media_id"], result["caption"])
+    # An answer from before parts existed (no mediaIds) is one message too.
+    [old] = per_part({k: v for k, v in result.items() if k != "mediaIds"})
+    assert old["mediaId"] == MEDIA["media_id"]
 
 
 def test_result_hands_a_problem_to_explain_failure() -> None:

@@ -566,6 +566,26 @@ async def test_sales_7d_is_marked_read_then_answered_with_the_picture_in_one_ser
     assert {r["api_key"] for r in seen} == {API_KEY}, "the service saw the intended credential's key"
 
 
+async def test_a_split_dashboard_arrives_as_several_pictures_in_order_captioned_once(bot: Bot) -> None:
+    await bot.reset()
+    before = await bot.rest.executions(BOT_ID)
+    await bot.deliver(delivery("text-sales-7d", text="ops"))  # the demo's tall page, split = true
+    [run] = await bot.runs(BOT_ID, 1, before)
+    assert run["status"] == "success"
+    [rendered] = (await bot.rest.outputs(run["id"]))["Render dashboard"]
+    assert rendered["statusCode"] == 200, rendered["data"]
+    parts = json.loads(rendered["data"])["parts"]
+    assert len(parts) > 1
+    messages = await bot.replies(len(parts))
+    assert [m["type"] for m in messages] == ["image"] * len(parts)
+    # In the page's order, top to bottom, as WhatsApp shows them: by the order Meta received them.
+    assert [m["media_id"] for m in sorted(messages, key=lambda m: m["seq"])] == [p["media_id"] for p in parts]
+    assert all(m["media_known"] and m["to"] == ALLOWED for m in messages)
+    first, *rest = sorted(messages, key=lambda m: m["seq"])
+    assert first["body"]["image"]["caption"].startswith("Operations · ")
+    assert all(not m["body"]["image"].get("caption") for m in rest), "the caption is on the first only"
+
+
 async def test_a_repeated_delivery_gets_one_picture(bot: Bot) -> None:
     await bot.reset()
     before = await bot.rest.executions(BOT_ID)

@@ -80,7 +80,20 @@ def test_every_switch_output_goes_somewhere() -> None:
 def test_only_the_senders_end_the_bot() -> None:
     workflow = load(BOT)
     ends = {n["name"] for n in nodes(workflow)} - {s for s, _, _ in targets(workflow)}
-    assert ends == SENDERS
+    assert ends == SENDERS - {"Send image"}  # pictures are sent in a loop that ends when all are
+    assert ("Image, retry or failure", 0, "One message per part") in targets(workflow)
+
+
+def test_several_parts_are_sent_one_at_a_time_in_order() -> None:
+    """The WhatsApp node sends a node's items at once; a loop of one item sends the parts in order."""
+    workflow = load(BOT)
+    loop = node(workflow, "Each part in turn")
+    assert (loop["type"], loop["typeVersion"]) == ("n8n-nodes-base.splitInBatches", 3)
+    assert loop["parameters"]["batchSize"] == 1
+    assert ("One message per part", 0, "Each part in turn") in targets(workflow)
+    assert workflow["connections"]["Each part in turn"]["main"][0] == []  # done: nothing left to send
+    assert ("Each part in turn", 1, "Send image") in targets(workflow)
+    assert ("Send image", 0, "Each part in turn") in targets(workflow)
 
 
 def test_repeated_deliveries_are_dropped_by_message_id_before_anything_else() -> None:

@@ -86,6 +86,24 @@ def test_demo_dashboards_load() -> None:
     file = load_dashboards("", {})
     assert file.default == "sales"
     assert file.dashboards["sales"].params["range"].default == "today"
+    assert file.dashboards["ops"].split is True
+
+
+@pytest.mark.parametrize(
+    ("viewport", "size"),
+    [
+        pytest.param('"phone"', (390, 844, 2.0), id="phone"),
+        pytest.param('"desktop"', (1280, 800, 1.0), id="desktop"),
+        pytest.param("{ width = 800, height = 600 }", (800, 600, 1.0), id="explicit"),
+    ],
+)
+def test_a_viewport_is_a_size_or_a_preset(
+    tmp_path: Path, viewport: str, size: tuple[int, int, float]
+) -> None:
+    path = tmp_path / "dashboards.toml"
+    path.write_text(f'[dashboards.a]\nurl = "http://x/"\nviewport = {viewport}', encoding="utf-8")
+    view = load_dashboards(str(path), {}).dashboards["a"].view
+    assert (view.width, view.height, view.scale) == size
 
 
 @pytest.mark.parametrize(
@@ -121,6 +139,11 @@ def test_demo_dashboards_load() -> None:
             "does not match its pattern",
             id="default-not-a-value",
         ),
+        pytest.param(
+            '[dashboards.a]\nurl = "http://x/"\nviewport = "tablet"', "viewport", id="viewport-preset"
+        ),
+        pytest.param('[dashboards.a]\nurl = "http://x/"\nsplit = "yes"', "split", id="split"),
+        pytest.param('[dashboards.a]\nurl = "http://x/"\npanels = ""', "panels", id="empty-panels"),
     ],
 )
 def test_bad_dashboards_file(tmp_path: Path, toml: str, message: str) -> None:

@@ -46,6 +46,30 @@ class RenderRequest(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     locale: Annotated[str, msgspec.Meta(max_length=35, pattern=LOCALE_PATTERN)] | None = None
     """A BCP 47 language tag: language, optional script and region, e.g. ``mn-MN``, ``zh-Hant-TW``."""
     timeout_ms: Annotated[int, msgspec.Meta(ge=500)] | None = None
+    split: bool | None = None
+    """``POST /v1/media`` only: cut a tall capture into parts a phone shows legibly, between the page's
+    panels, each uploaded (answered in ``parts``). Unset: the dashboard's ``split`` (default false)."""
+
+
+class PartBox(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a part is on the page, in the page's CSS pixels (top-left corner of the page is 0, 0)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class ImagePart(msgspec.Struct, kw_only=True, frozen=True):
+    """One part of a split image, uploaded to WhatsApp: send the parts by ``media_id``, in order."""
+
+    media_id: str
+    mime_type: str
+    bytes: int
+    width: int
+    height: int
+    box: PartBox
+    fitted: str | None = None
 
 
 class UploadedImage(msgspec.Struct, kw_only=True, frozen=True):
@@ -65,6 +89,10 @@ class UploadedImage(msgspec.Struct, kw_only=True, frozen=True):
     readiness: Readiness = msgspec.field(default_factory=Readiness)
     """How the page became ready: the conditions that held (``state`` ``ready``), or ``partial``
     with what still moved when the time to wait ran out; for a reused media id, its render's."""
+    parts: list[ImagePart] | msgspec.UnsetType = msgspec.UNSET
+    """With ``split``: every part, top to bottom (one when the page fits in one). The top-level
+    ``media_id``, ``mime_type``, ``bytes``, ``width``, ``height`` and ``fitted`` are then the first
+    part's, and ``upload_ms`` is all uploads'. Without ``split``: absent."""
 
 
 class MediaResponse(UploadedImage, kw_only=True, frozen=True):

@@ -164,6 +164,87 @@ class CaptureSpec(msgspec.Struct, kw_only=True, frozen=True):
     full_page: bool = False
     format: ImageFormat = "png"
     quality: int | None = None
+    panels: str | None = None
+    """A CSS selector of the page's panels: their boxes are reported with the image (for cutting it
+    into parts between panels); None reports none."""
+
+
+class PageBoxes(msgspec.Struct, kw_only=True, frozen=True):
+    """Where a capture is on its page, and the vertical extent of each panel in it: CSS pixels of the
+    page (its top-left corner is 0, 0), whatever the device scale of the image."""
+
+    x: float
+    y: float
+    """The captured area's top-left corner on the page (a clip selector's element, or the viewport)."""
+    panels: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    """(top, bottom) of each visible panel overlapping the capture, in document order."""
+
+
+BOXES_LIMIT = 5000
+"""Panels reported at most: enough for any dashboard, a bound for a page that matches thousands."""
+
+# The boxes of a capture, read in the page: ``[panels selector, clip selector or null, full page, limit]``.
+# Page coordinates are the viewport's plus the scroll offset, so they do not move as a capture scrolls.
+BOXES_SCRIPT = """([panels, clip, fullPage, limit]) => {
+  const sx = window.scrollX, sy = window.scrollY;
+  let x = fullPage ? 0 : sx, y = fullPage ? 0 : sy;
+  let bottom = fullPage ? Infinity : sy + window.innerHeight;
+  if (clip) {
+    const element = document.querySelector(clip);
+    if (!element) return null;
+    const r = element.getBoundingClientRect();
+    x = r.left + sx; y = r.top + sy; bottom = r.bottom + sy;
+  }
+  const found = [];
+  for (const element of document.querySelectorAll(panels)) {
+    const r = element.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) continue;
+    const top = r.top + sy, end = r.bottom + sy;
+    if (end <= y || top >= bottom) continue;
+    found.push([top, end]);
+    if (found.length >= limit) break;
+  }
+  return {x, y, panels: found};
+}"""
+
+
+def boxes_args(spec: CaptureSpec) -> list[object]:
+    """The argument :data:`BOXES_SCRIPT` takes for ``spec``."""
+    return [spec.panels, spec.selector, spec.full_page, BOXES_LIMIT]
+
+
+def boxes_expression(spec: CaptureSpec) -> str:
+    """:data:`BOXES_SCRIPT` called for ``spec``, as CDP's ``Runtime.evaluate`` takes an expression."""
+    return f"({BOXES_SCRIPT})({msgspec.json.encode(boxes_args(spec)).decode()})"
+
+
+async def cdp_boxes(send: Callable[[str, dict[str, Any]], Awaitable[Any]], spec: CaptureSpec) -> object:
+    """The page's boxes over a raw CDP session (``send(method, params)``); None if the script failed."""
+    answer = await send("Runtime.evaluate", {"expression": boxes_expression(spec), "returnByValue": True})
+    return None if answer.get("exceptionDetails") else answer.get("result", {}).get("value")
+
+
+async def shot_with_boxes(capture: Awaitable[bytes], boxes: Awaitable[object] | None) -> Shot:
+    """The image, and the boxes read in the same round trip: the boxes' call is sent first and the page
+    answers in order, so they describe the layout the image shows. ``boxes`` None: the image alone."""
+    if boxes is None:
+        return Shot(data=await capture)
+    found, data = await asyncio.gather(boxes, capture, return_exceptions=True)
+    for result in (data, found):  # both are waited for, so neither is left running; the capture's error first
+        if isinstance(result, BaseException):
+            raise result
+    assert isinstance(data, bytes)
+    return Shot(data=data, boxes=read_boxes(found))
+
+
+def read_boxes(value: object) -> PageBoxes | None:
+    """The boxes :data:`BOXES_SCRIPT` answered; None when the page answered something else (its own
+    scripts can break ours: the image is then cut without them, not refused)."""
+    try:
+        return msgspec.convert(value, PageBoxes)
+    except msgspec.ValidationError:
+        log.warning("page boxes unreadable")
+        return None
 
 
 class Shot(msgspec.Struct, kw_only=True, frozen=True):
@@ -172,6 +253,8 @@ class Shot(msgspec.Struct, kw_only=True, frozen=True):
     data: bytes
     readiness: Readiness = msgspec.field(default_factory=Readiness)
     """How the page became ready."""
+    boxes: PageBoxes | None = None
+    """The capture's place on the page and its panels' boxes, when the capture asked for them."""
 
 
 class Deadline:
@@ -317,7 +400,9 @@ class EnginePage(StillPage, Protocol):
 
     async def wait_expression(self, expression: str, timeout_ms: float) -> None: ...
 
-    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes: ...
+    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> Shot:
+        """The image, and with ``spec.panels`` the page's boxes, read as the image is taken."""
+        ...
 
 
 async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) -> Shot:
@@ -361,8 +446,8 @@ async def capture_page(page: EnginePage, spec: CaptureSpec, deadline: Deadline) 
                 )
             readiness = msgspec.structs.replace(readiness, state="partial", moving=settled.moving)
     readiness = msgspec.structs.replace(readiness, waited_ms=round((time.monotonic() - loaded) * 1000))
-    data = await deadline.run("capture", lambda t: page.screenshot(spec, t))
-    return Shot(data=data, readiness=readiness)
+    shot = await deadline.run("capture", lambda t: page.screenshot(spec, t))
+    return msgspec.structs.replace(shot, readiness=readiness)
 
 
 class EngineContext(Protocol):

@@ -39,9 +39,11 @@ from .capture import (
     Shot,
     blocked,
     capture_page,
+    cdp_boxes,
     close_within,
     no_element,
     open_within,
+    shot_with_boxes,
     without_headers,
 )
 from .flags import chromium_args
@@ -350,7 +352,7 @@ class _PlaywrightPage:
                 return None  # it navigated: the caller starts again on the new document
             raise _translate(exc, "auto") from exc
 
-    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes:
+    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> Shot:
         if (self._page.viewport_size or {}) != {"width": spec.width, "height": spec.height}:
             await self._page.set_viewport_size({"width": spec.width, "height": spec.height})
         if not spec.selector and not spec.full_page:
@@ -372,12 +374,14 @@ class _PlaywrightPage:
             matches = self._page.locator(spec.selector)
             if not await self._call("capture", matches.count()):
                 raise no_element(spec.selector)
-            shot: bytes = await self._call("capture", matches.first.screenshot(**options))
+            capture = matches.first.screenshot(**options)
         else:
-            shot = await self._call("capture", self._page.screenshot(full_page=spec.full_page, **options))
+            capture = self._page.screenshot(full_page=spec.full_page, **options)
+        boxes = None if spec.panels is None else cdp_boxes(self._session.send, spec)
+        shot: Shot = await self._call("capture", shot_with_boxes(capture, boxes))
         return shot
 
-    async def _viewport_screenshot(self, spec: CaptureSpec) -> bytes | None:
+    async def _viewport_screenshot(self, spec: CaptureSpec) -> Shot | None:
         """The viewport in two CDP calls instead of Playwright's six, with the same pixels.
 
         Playwright's screenshot prepares the page (animations finished, caret hidden, fonts awaited),
@@ -405,6 +409,10 @@ class _PlaywrightPage:
         params: dict[str, Any] = {"format": spec.format, "clip": clip, "optimizeForSpeed": True}
         if spec.format == "jpeg":
             params["quality"] = spec.quality if spec.quality is not None else 80  # Playwright's default
+        boxes = None if spec.panels is None else cdp_boxes(self._session.send, spec)
+        return await shot_with_boxes(self._capture(params), boxes)
+
+    async def _capture(self, params: dict[str, Any]) -> bytes:
         shot = await self._session.send("Page.captureScreenshot", params)
         return base64.b64decode(shot["data"], validate=False)
 

@@ -36,9 +36,11 @@ from .capture import (
     Shot,
     blocked,
     capture_page,
+    cdp_boxes,
     close_within,
     no_element,
     open_within,
+    shot_with_boxes,
     succeeded,
     until_set,
     without_headers,
@@ -371,7 +373,7 @@ class _PyppeteerPage:
     async def wait_expression(self, expression: str, timeout_ms: float) -> None:
         await self._page.waitForFunction(expression, timeout=timeout_ms)
 
-    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> bytes:
+    async def screenshot(self, spec: CaptureSpec, timeout_ms: float) -> Shot:
         viewport = self._page.viewport or {}
         if (viewport.get("width"), viewport.get("height")) != (spec.width, spec.height):
             await self._page.setViewport({**viewport, "width": spec.width, "height": spec.height})
@@ -382,13 +384,22 @@ class _PyppeteerPage:
             element = await self._page.querySelector(spec.selector)
             if element is None:
                 raise no_element(spec.selector)
-            return bytes(await element.screenshot(options))
-        if spec.full_page:
-            return bytes(await self._page.screenshot({**options, "fullPage": True}))
-        # The viewport straight from Chromium, as pyppeteer would take it less its target activation;
-        # optimizeForSpeed: the same pixels, encoded faster into a larger file.
-        params = {key: value for key, value in options.items() if key != "type"}
-        params |= {"format": spec.format, "optimizeForSpeed": True}
+            capture = self._library_capture(element, options)
+        elif spec.full_page:
+            capture = self._library_capture(self._page, {**options, "fullPage": True})
+        else:
+            # The viewport straight from Chromium, as pyppeteer would take it less its target activation;
+            # optimizeForSpeed: the same pixels, encoded faster into a larger file.
+            params = {key: value for key, value in options.items() if key != "type"}
+            capture = self._cdp_capture(params | {"format": spec.format, "optimizeForSpeed": True})
+        boxes = None if spec.panels is None else cdp_boxes(self._page._client.send, spec)
+        return await shot_with_boxes(capture, boxes)
+
+    @staticmethod
+    async def _library_capture(target: Any, options: dict[str, Any]) -> bytes:
+        return bytes(await target.screenshot(options))
+
+    async def _cdp_capture(self, params: dict[str, Any]) -> bytes:
         shot = await self._page._client.send("Page.captureScreenshot", params)
         return base64.b64decode(shot["data"])
 

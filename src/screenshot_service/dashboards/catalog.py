@@ -36,6 +36,16 @@ class RenderPlan(msgspec.Struct, kw_only=True, frozen=True):
     timeout_ms: int
     cache_ttl_s: int = 0
     """How long the media id of this render may be reused (the dashboard's ``cache_ttl_s``)."""
+    split: bool = False
+    """Cut the image into phone-sized parts between the panels (``capture.panels``) the page reports."""
+
+    def whole(self) -> RenderPlan:
+        """This plan as one image: not split, no panel boxes asked of the page."""
+        if not self.split:
+            return self
+        return msgspec.structs.replace(
+            self, split=False, capture=msgspec.structs.replace(self.capture, panels=None)
+        )
 
     @property
     def mime_type(self) -> str:
@@ -130,11 +140,9 @@ class Catalog:
         settings = self._settings
         url = url or self._build_url(dashboard, request.params)
         view = request.viewport or ViewportOverride()
-        width = _bounded("viewport.width", view.width, dashboard.viewport.width, settings.max_viewport_width)
-        height = _bounded(
-            "viewport.height", view.height, dashboard.viewport.height, settings.max_viewport_height
-        )
-        scale = _bounded("viewport.scale", view.scale, dashboard.viewport.scale, settings.max_scale)
+        width = _bounded("viewport.width", view.width, dashboard.view.width, settings.max_viewport_width)
+        height = _bounded("viewport.height", view.height, dashboard.view.height, settings.max_viewport_height)
+        scale = _bounded("viewport.scale", view.scale, dashboard.view.scale, settings.max_scale)
         timeout_ms = _bounded(
             "timeout_ms",
             request.timeout_ms,
@@ -159,6 +167,7 @@ class Catalog:
             trusted_origin=origin_of(url),
         )
         fmt = request.format or dashboard.format
+        split = dashboard.split if request.split is None else request.split
         capture = CaptureSpec(
             url=url,
             width=width,
@@ -168,11 +177,12 @@ class Catalog:
             full_page=dashboard.full_page if request.full_page is None else request.full_page,
             format=fmt,
             quality=(request.quality or dashboard.quality or 85) if fmt == "jpeg" else None,
+            panels=dashboard.panels if split else None,
         )
         # Viewport size is per page; scale, timezone and locale are per context, so overriding them
         # needs a fresh context rather than a change to the dashboard's shared one.
         shared = (scale, context.timezone, context.locale) == (
-            dashboard.viewport.scale,
+            dashboard.view.scale,
             dashboard.timezone,
             dashboard.locale,
         )
@@ -183,6 +193,7 @@ class Catalog:
             capture=capture,
             timeout_ms=timeout_ms,
             cache_ttl_s=dashboard.cache_ttl_s,
+            split=split,
         )
 
     def _build_url(self, dashboard: Dashboard, params: Mapping[str, str]) -> str:

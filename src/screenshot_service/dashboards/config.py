@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -37,6 +37,24 @@ class Viewport(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     scale: Annotated[float, msgspec.Meta(gt=0, le=4)] = 1.0
 
 
+ViewportPreset = Literal["phone", "desktop"]
+VIEWPORT_PRESETS: dict[str, Viewport] = {
+    # A phone in CSS pixels (iPhone 12 to 16, most Androids are 360 to 412 wide), at twice the pixels:
+    # for dashboards with a mobile layout (media queries on the width), read at their own size.
+    "phone": Viewport(width=390, height=844, scale=2),
+    "desktop": Viewport(),
+}
+"""What ``viewport = "phone"`` (or ``"desktop"``) in the dashboards file stands for."""
+
+DEFAULT_PANELS = (
+    "header, footer, nav, section, article, figure, table, tr, img, svg, canvas, video, "
+    "h1, h2, h3, h4, h5, h6, p, li, .react-grid-item, "
+    "[class*=panel], [class*=card], [class*=chart], [class*=widget], [class*=tile]"
+)
+"""Elements a split never cuts through, unless one is taller than a part: dashboard apps' panels (Grafana's
+grid items, cards, widgets), and what reads badly cut in two (charts, images, text, table rows)."""
+
+
 class Cookie(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """A cookie set in the dashboard's own browser context; its value comes from an env var."""
 
@@ -54,7 +72,8 @@ class Dashboard(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     url: str
     """URL template: ``{param}`` placeholders, and ``{service}`` for the service's own base URL."""
     params: dict[str, Param] = msgspec.field(default_factory=dict)
-    viewport: Viewport = msgspec.field(default_factory=Viewport)
+    viewport: Viewport | ViewportPreset = msgspec.field(default_factory=Viewport)
+    """The page size, or a preset's name: ``"phone"`` (390x844 at scale 2) or ``"desktop"``."""
     wait: Wait = msgspec.field(default_factory=Wait)
     selector: str | None = None
     """Capture only the first element matching this CSS selector."""
@@ -68,6 +87,15 @@ class Dashboard(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     """Extra HTTP headers: header name -> name of the env var holding its (secret) value."""
     cookies: list[Cookie] = msgspec.field(default_factory=list)
     cache_ttl_s: Annotated[int, msgspec.Meta(ge=0)] = 0
+    split: bool = False
+    """``POST /v1/media`` cuts a tall capture into phone-sized parts (a request's ``split`` overrides)."""
+    panels: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] = DEFAULT_PANELS
+    """CSS selector of the elements a split cuts between (never through, unless taller than a part)."""
+
+    @property
+    def view(self) -> Viewport:
+        """The viewport, a preset resolved."""
+        return self.viewport if isinstance(self.viewport, Viewport) else VIEWPORT_PRESETS[self.viewport]
 
 
 class DashboardsFile(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):

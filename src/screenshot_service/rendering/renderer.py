@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 from .. import metrics
-from ..browser.capture import READINESS_STEPS, Deadline, Readiness
+from ..browser.capture import READINESS_STEPS, Deadline, PageBoxes, Readiness
 from ..browser.supervisor import Supervisor
 from ..dashboards.catalog import RenderPlan
 from ..errors import RenderTimeout, ServiceError
@@ -29,6 +29,8 @@ class Rendered(msgspec.Struct, kw_only=True, frozen=True):
     queue_ms: int
     readiness: Readiness = msgspec.field(default_factory=Readiness)
     """How the page became ready (which conditions held, or ``partial``)."""
+    boxes: PageBoxes | None = None
+    """The page's panels, when the plan asked for them (to split the image between them)."""
 
 
 class Renderer:
@@ -92,6 +94,7 @@ class Renderer:
         return Rendered(
             data=shot.data,
             readiness=shot.readiness,
+            boxes=shot.boxes,
             mime_type=plan.mime_type,
             dashboard=plan.dashboard,
             render_ms=round(elapsed * 1000),

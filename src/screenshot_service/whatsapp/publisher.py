@@ -13,12 +13,13 @@ from redis.exceptions import RedisError
 from .. import metrics
 from ..dashboards.catalog import RenderPlan
 from ..errors import RenderTimeout
-from ..rendering.renderer import Renderer
+from ..rendering.renderer import Rendered, Renderer
 from ..rendering.singleflight import SingleFlight
-from ..schemas import UploadedImage
+from ..schemas import ImagePart, UploadedImage
 from ..settings import Settings
-from .graph import GraphClient
+from .graph import GraphClient, Uploaded
 from .imaging import Fitted, fit_image_async
+from .parts import Part, split_image
 from .tempfiles import TempImages
 
 _SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg"}
@@ -39,6 +40,11 @@ class Publisher:
 
     Each step has its bound (queue, render, encode, upload: see the settings), and the whole request
     has ``request_timeout_ms``; past it the request ends in a 504 naming the step it was at.
+
+    A split plan is cut into parts, all encoded in one go under the encode bound, then uploaded in
+    order, each from its own temp file deleted right after its upload. If a part's upload fails, the
+    request fails; the parts uploaded before it are not sent by anyone and WhatsApp drops them after
+    30 days (the Graph API has no undo an upload that is worth a second failure mode).
     """
 
     def __init__(
@@ -93,10 +99,14 @@ class Publisher:
             async with asyncio.timeout(self._request_timeout_s):
                 rendered = await self._renderer.render(plan)
                 step = "encode"
-                image = await self._encode(rendered.data, plan)
+                if plan.split:
+                    parts = await self._split(rendered, plan)
+                else:
+                    image = await self._encode(rendered.data, plan)
                 step = "upload"
-                async with self._temp.image(image.data, _SUFFIXES[image.mime_type]) as path:
-                    uploaded = await self._graph.upload(path, image.mime_type)
+                if plan.split:
+                    return await self._publish_parts(rendered, parts)
+                uploaded = await self._upload(image)
         except TimeoutError:
             raise RenderTimeout(
                 f"The request did not finish within {self._request_timeout_s:g} s (it was at step '{step}').",
@@ -114,6 +124,55 @@ class Publisher:
             readiness=rendered.readiness,
             fitted=image.fitted,
         )
+
+    async def _upload(self, image: Fitted) -> Uploaded:
+        async with self._temp.image(image.data, _SUFFIXES[image.mime_type]) as path:
+            return await self._graph.upload(path, image.mime_type)
+
+    async def _publish_parts(self, rendered: Rendered, parts: list[Part]) -> Published:
+        """Upload the parts in order, one temp file at a time: the first part is the answer's top level."""
+        answered: list[ImagePart] = []
+        upload_ms = 0
+        for part in parts:
+            uploaded = await self._upload(part.image)
+            upload_ms += uploaded.upload_ms
+            image = part.image
+            answered.append(
+                ImagePart(
+                    media_id=uploaded.media_id,
+                    mime_type=image.mime_type,
+                    bytes=len(image.data),
+                    width=image.width,
+                    height=image.height,
+                    box=part.box,
+                    fitted=image.fitted,
+                )
+            )
+        first = answered[0]
+        return Published(
+            media_id=first.media_id,
+            mime_type=first.mime_type,
+            bytes=first.bytes,
+            width=first.width,
+            height=first.height,
+            render_ms=rendered.render_ms,
+            upload_ms=upload_ms,
+            queue_ms=rendered.queue_ms,
+            readiness=rendered.readiness,
+            fitted=first.fitted,
+            parts=answered,
+        )
+
+    async def _split(self, rendered: Rendered, plan: RenderPlan) -> list[Part]:
+        try:
+            async with asyncio.timeout(self._encode_timeout_s):
+                return await asyncio.to_thread(
+                    split_image, rendered.data, plan.capture.format, rendered.boxes, plan.context.scale
+                )
+        except TimeoutError:
+            raise RenderTimeout(
+                f"Cutting the image into parts took longer than {self._encode_timeout_s:g} s.", step="encode"
+            ) from None
 
     async def _encode(self, data: bytes, plan: RenderPlan) -> Fitted:
         try:

@@ -21,8 +21,10 @@ from .renders import RENDER_EXAMPLE
     summary="Render a dashboard and upload it to WhatsApp",
     description=(
         "Renders like `POST /v1/renders`, makes the image fit WhatsApp's 5 MB, uploads it to the "
-        "WhatsApp Cloud API and answers with the media id to send. The image is not kept. "
-        "Errors are RFC 9457 problem details."
+        "WhatsApp Cloud API and answers with the media id to send. The image is not kept. With "
+        "`split` (or the dashboard's), a tall capture is cut between its panels into parts a phone "
+        "shows legibly, each uploaded in order and listed in `parts` (the top level is the first "
+        "part's). Errors are RFC 9457 problem details."
     ),
     status_code=200,
     before_request=plans.strict_body,

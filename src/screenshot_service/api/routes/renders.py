@@ -10,6 +10,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Body
 
 from ...dashboards.catalog import RenderPlan
+from ...errors import InvalidRequest
 from ...rendering.renderer import Renderer
 from ...schemas import RenderRequest
 from ..openapi import RENDER, ImageOperation, problem_responses
@@ -24,7 +25,11 @@ RENDER_EXAMPLE = Example(
 @post(
     "/renders",
     summary="Render a dashboard to an image",
-    description="Answers with the PNG (or JPEG) bytes. Errors are RFC 9457 problem details.",
+    description=(
+        "Answers with the PNG (or JPEG) bytes, the whole capture in one image: a dashboard's `split` "
+        "does not apply here, and a request's `split: true` is refused (422; `POST /v1/media` splits). "
+        "Errors are RFC 9457 problem details."
+    ),
     status_code=200,
     before_request=plans.strict_body,
     dependencies={"plan": Provide(plans.admitted_plan)},
@@ -37,7 +42,12 @@ async def create_render(
     plan: NamedDependency[RenderPlan],
     renderer: NamedDependency[Renderer],
 ) -> Response[bytes]:
-    rendered = await renderer.render(plan)
+    if data.split:
+        raise InvalidRequest(
+            "split: only POST /v1/media cuts an image into parts; this route answers one image.",
+            field="split",
+        )
+    rendered = await renderer.render(plan.whole())
     return Response(
         rendered.data,
         media_type=rendered.mime_type,

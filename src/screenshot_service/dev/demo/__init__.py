@@ -16,6 +16,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from ...errors import InvalidParameter
 
 _PAGE = resources.files(__name__).joinpath("sales.html").read_text(encoding="utf-8")
+TALL_PAGE = resources.files(__name__).joinpath("tall.html").read_text(encoding="utf-8")
+"""A 1280x16000 page of panels whose PNG is over 5 MB: what splitting and fitting are measured on."""
 _RANGES = {"today": 1, "7d": 7, "30d": 30, "90d": 90}
 _PANELS = ("revenue", "orders", "regions", "products")
 
@@ -23,6 +25,11 @@ _PANELS = ("revenue", "orders", "regions", "products")
 @get("/demo/sales", media_type=MediaType.HTML, include_in_schema=False)
 async def demo_page() -> str:
     return _PAGE
+
+
+@get("/demo/tall", media_type=MediaType.HTML, include_in_schema=False)
+async def demo_tall_page() -> str:
+    return TALL_PAGE
 
 
 @get("/demo/api/{panel:str}", include_in_schema=False)
@@ -49,5 +56,5 @@ async def demo_data(
     )
 
 
-DEMO_ROUTES = (demo_page, demo_data)
+DEMO_ROUTES = (demo_page, demo_tall_page, demo_data)
 """What ``create_app(..., extra_routes=DEMO_ROUTES)`` serves beside the API."""
