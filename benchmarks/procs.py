@@ -145,13 +145,25 @@ def tree_memory(root: int) -> TreeMemory:
     )
 
 
+def _chromium(pid: int) -> str | None:
+    """The command line of ``pid`` if it is a Chromium process (its helpers carry the name too; they
+    rewrite their arguments into one string)."""
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/comm").read_text().startswith(("chrom", "headless_shell")):
+            return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+    return None
+
+
 def tree_has_chromium(root: int) -> bool:
-    """Whether a Chromium process runs under ``root`` (its helpers all carry the name too)."""
-    for pid in tree_pids(root)[1:]:
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().startswith(("chrom", "headless_shell")):
-                return True
-    return False
+    """Whether a Chromium process runs under ``root``."""
+    return any(_chromium(pid) is not None for pid in tree_pids(root)[1:])
+
+
+def tree_browsers(root: int) -> int:
+    """How many Chromium browsers (not their renderers and helpers) run under ``root``: two while a
+    recycled one is being closed."""
+    lines = (_chromium(pid) for pid in tree_pids(root)[1:])
+    return sum(1 for line in lines if line is not None and " --type=" not in line)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:

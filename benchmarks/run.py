@@ -387,6 +387,8 @@ async def leak_check(
                 if stats.errors:
                     memory["leak_errors"] = memory.get("leak_errors", 0) + stats.errors
                 await asyncio.sleep(1)  # let the last pages' memory be returned
+                # A browser recycled at the mark is read once it is closed, not while two are up.
+                await procs.wait_until(lambda: procs.tree_browsers(proc.pid) <= 1, 30)
                 tree = procs.tree_memory(proc.pid)
                 memory[f"rss_mb_after_{mark}"] = tree.rss_mb
                 memory[f"tree_after_{mark}"] = tree
