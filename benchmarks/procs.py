@@ -163,7 +163,8 @@ def tree_browsers(root: int) -> int:
     """How many Chromium browsers (not their renderers and helpers) run under ``root``: two while a
     recycled one is being closed."""
     lines = (_chromium(pid) for pid in tree_pids(root)[1:])
-    return sum(1 for line in lines if line is not None and " --type=" not in line)
+    helper = (" --type=", "crashpad_handler")  # renderers, GPU, utilities, zygotes; crash reporters
+    return sum(1 for line in lines if line is not None and not any(h in line for h in helper))
 
 
 async def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
