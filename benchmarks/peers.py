@@ -310,21 +310,24 @@ def shot_scraper(home: Path, work: Path, chromium: str) -> ShotScraper:
 async def started(
     names: list[str], work: Path, chromium: str, concurrent: int, *, cached_only: bool
 ) -> AsyncIterator[list[Peer]]:
-    """The peers of ``names`` that are (or, unless ``cached_only``, can be) installed, running."""
+    """The peers of ``names`` that are (or, unless ``cached_only``, can be) installed, running. A peer
+    that cannot be installed or started is left out, loudly: the service's own figures still count."""
     async with contextlib.AsyncExitStack() as stack:
         peers: list[Peer] = []
-        if "browserless" in names:
-            home = await asyncio.to_thread(install_browserless, cached_only=cached_only)
-            if home is None:
-                print("  browserless is not cached: skipped (a full run installs it)")
-            else:
-                peers.append(await stack.enter_async_context(browserless(home, work, chromium, concurrent)))
-        if "shot-scraper" in names:
-            home = await asyncio.to_thread(install_shot_scraper, cached_only=cached_only)
-            if home is None:
-                print("  shot-scraper is not cached: skipped (a full run installs it)")
-            else:
-                peers.append(shot_scraper(home, work, chromium))
+        for name in (n for n in NAMES if n in names):
+            install = install_browserless if name == "browserless" else install_shot_scraper
+            try:
+                home = await asyncio.to_thread(install, cached_only=cached_only)
+                if home is None:
+                    print(f"  {name} is not cached: skipped (a full run installs it)")
+                elif name == "browserless":
+                    peers.append(
+                        await stack.enter_async_context(browserless(home, work, chromium, concurrent))
+                    )
+                else:
+                    peers.append(shot_scraper(home, work, chromium))
+            except (PeerError, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                print(f"  ! {name} skipped: {exc}")
         yield peers
 
 
