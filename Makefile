@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 APT_PACKAGES := chromium fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
 
-.PHONY: install system-deps run test test-fast lint bench docs clean
+.PHONY: install system-deps run test test-fast lint bench soak docs clean
 
 install: $(STAMP) system-deps
 
@@ -44,8 +44,13 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m screenshot_service.dev.settings_docs --write README.md
 
+# Service, floor, browserless and shot-scraper (installed into ~/.cache/screenshot-service once) in turns.
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Memory over time: RSS after 100, 1,000 and 5,000 renders with recycling on; writes bench-soak.json.
+soak: install
+	$(BIN)/python -m benchmarks --soak --engines playwright $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist src/*.egg-info

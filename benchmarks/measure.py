@@ -107,6 +107,12 @@ async def request(client: httpx.AsyncClient, path: str, dashboard: str) -> int |
 async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int, concurrency: int) -> Stats:
     """Send ``total`` requests (see :func:`request`) from ``concurrency`` workers, each starting its
     next when one answers."""
+    return await closed_loop(lambda: request(client, path, dashboard), total, concurrency)
+
+
+async def closed_loop(sample: Sample, total: int, concurrency: int) -> Stats:
+    """Call ``sample`` ``total`` times from ``concurrency`` workers, each starting its next call when its
+    last one ends; throughput is samples over the wall time of the whole."""
     latencies: list[float] = []
     sizes: list[int] = []
     errors = 0
@@ -117,7 +123,7 @@ async def load(client: httpx.AsyncClient, path: str, dashboard: str, total: int,
         while left > 0:
             left -= 1
             t0 = time.perf_counter()
-            size = await request(client, path, dashboard)
+            size = await sample()
             if size is None:
                 errors += 1
             else:

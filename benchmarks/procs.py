@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,10 +10,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
+import msgspec
 
 
 def free_port() -> int:
@@ -108,11 +110,68 @@ def tree_pids(root: int) -> list[int]:
 
 def tree_rss_mb(root: int) -> float:
     """Resident memory of ``root`` and its descendants, summed (shared pages count once per process)."""
-    total_kb = 0
-    for pid in tree_pids(root):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-                    break
-    return round(total_kb / 1024, 1)
+    return round(sum(_kb(Path(f"/proc/{pid}/status"), "VmRSS:") for pid in tree_pids(root)) / 1024, 1)
+
+
+class TreeMemory(msgspec.Struct, kw_only=True, frozen=True):
+    """Memory of a process tree: summed RSS (shared pages once per process), PSS (shared pages split
+    between their sharers, so the sum is what the tree really holds) and how many processes."""
+
+    rss_mb: float
+    pss_mb: float
+    processes: int
+    root_rss_mb: float  # the root process alone (the service's Python, or browserless's Node)
+
+
+def _kb(path: Path, field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0  # gone meanwhile
+
+
+def tree_memory(root: int) -> TreeMemory:
+    """RSS and PSS of ``root`` and its descendants, from ``/proc/<pid>/smaps_rollup``."""
+    pids = tree_pids(root)
+    rss = sum(_kb(Path(f"/proc/{pid}/status"), "VmRSS:") for pid in pids)
+    pss = sum(_kb(Path(f"/proc/{pid}/smaps_rollup"), "Pss:") for pid in pids)
+    root = _kb(Path(f"/proc/{root}/status"), "VmRSS:")
+    return TreeMemory(
+        rss_mb=round(rss / 1024, 1),
+        pss_mb=round(pss / 1024, 1),
+        processes=len(pids),
+        root_rss_mb=round(root / 1024, 1),
+    )
+
+
+def _chromium(pid: int) -> str | None:
+    """The command line of ``pid`` if it is a Chromium process (its helpers carry the name too; they
+    rewrite their arguments into one string)."""
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/comm").read_text().startswith(("chrom", "headless_shell")):
+            return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+    return None
+
+
+def tree_has_chromium(root: int) -> bool:
+    """Whether a Chromium process runs under ``root``."""
+    return any(_chromium(pid) is not None for pid in tree_pids(root)[1:])
+
+
+def tree_browsers(root: int) -> int:
+    """How many Chromium browsers (not their renderers and helpers) run under ``root``: two while a
+    recycled one is being closed."""
+    lines = (_chromium(pid) for pid in tree_pids(root)[1:])
+    helper = (" --type=", "crashpad_handler")  # renderers, GPU, utilities, zygotes; crash reporters
+    return sum(1 for line in lines if line is not None and not any(h in line for h in helper))
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval_s)
+    return True

@@ -18,7 +18,7 @@ def test_quick_bench_writes_figures_and_targets(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     bench = subprocess.Popen(
         [sys.executable, "-m", "benchmarks", "--quick", "--engines", "playwright", "--pages", "static",
-         "--skip-leak", "--json", str(out)],
+         "--skip-leak", "--skip-peers", "--json", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -43,3 +43,28 @@ def test_quick_bench_writes_figures_and_targets(tmp_path: Path) -> None:
     names = {check["name"] for check in engine["targets"]}
     assert "launch-per-request p50 / service p50" in names
     assert all(isinstance(check["ok"], bool) for check in engine["targets"])
+    assert "peers" not in engine  # --skip-peers
+    idle = engine["idle"]  # the idle period, then the tree's memory and the first render after it
+    assert idle["tree"]["pss_mb"] > 50
+    assert 0 < idle["tree"]["pss_mb"] <= idle["tree"]["rss_mb"]
+    assert idle["first_after"]["n"] == 1
+    assert idle["first_after"]["errors"] == 0
+    assert "first render after idle release / warm p50" in names
+
+
+@pytest.mark.bench
+@pytest.mark.slow
+def test_quick_soak_reads_memory_after_each_mark(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    soak = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--soak", "--engines", "playwright",
+         "--recycle-after", "8", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=100, check=False,
+    )  # fmt: skip
+    assert soak.returncode == 0, (soak.stdout + soak.stderr)[-3000:]
+    memory = json.loads(out.read_text())["engines"]["playwright"]["memory"]
+    assert memory["leak_renders"] == [5, 10, 20]
+    assert memory["recycle_after"] == 8
+    for mark in (5, 10, 20):
+        assert memory[f"tree_after_{mark}"]["rss_mb"] > 50  # Chromium is counted, not just Python
+    assert "RSS after 20 / after 5 renders" in soak.stdout

@@ -222,9 +222,7 @@ class PyppeteerContext:
         self._egress = egress
         self._pool: PagePool[_WarmPage] | None = None
         if pool_size > 0:
-            self._pool = PagePool(
-                pool_size, self._open_page, _close_warm, lambda warm: not warm[0].isClosed()
-            )
+            self._pool = PagePool(pool_size, self._open_page, _close_warm, _usable)
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
         page: Any = None
@@ -426,6 +424,12 @@ _GONE = (PyppeteerError, OSError, asyncio.InvalidStateError)
 
 async def _close_page(page: Any) -> None:
     await close_within("page", page.close(), *_GONE)
+
+
+def _usable(warm: _WarmPage) -> bool:
+    """A warm page is usable while it is open and its renderer has not crashed as it waited."""
+    page, crashed = warm
+    return not page.isClosed() and not crashed.is_set()
 
 
 async def _close_warm(warm: _WarmPage) -> None:
