@@ -97,6 +97,10 @@ url = "{pages_url}/box"
 headers_env = {{ "X-Dashboard-Token" = "TEST_DASHBOARD_TOKEN" }}
 cookies = [{{ name = "session", value_env = "TEST_DASHBOARD_COOKIE" }}]
 
+[dashboards.fresh]
+url = "{pages_url}/fresh"
+viewport = {{ width = 320, height = 200 }}
+
 [dashboards.box-clip]
 url = "{pages_url}/box"
 selector = "#box"

@@ -65,6 +65,10 @@ async def service(faults_dashboards: Path, request: pytest.FixtureRequest) -> As
         "ready_cache_s": "0",
         "page_heap_mb": "64",
         "engine": request.param,
+        # These tests count the browser's processes: each warm page is a renderer of its own, so a new
+        # dashboard context's pool would look like a process left behind. The pool's own closing on
+        # recycle, crash and shutdown is tested in test_page_pool.py.
+        "page_pool_size": "0",
     }
     async with running_service(env) as client:
         yield ServiceBrowser(client, others, request.param)

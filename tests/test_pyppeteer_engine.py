@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -9,7 +13,7 @@ import pytest
 
 from .support.images import decode
 from .support.problems import assert_problem
-from .support.service import running_service
+from .support.service import running_service, service_settings
 
 pytest.importorskip("pyppeteer", reason="the [pyppeteer] extra is not installed")
 
@@ -40,5 +44,39 @@ async def test_renders_and_cleans_up(dashboards_file: Path) -> None:
         # The browser is still usable after timed-out (cancelled) calls, and no page is left open.
         again = await client.post("/v1/renders", json={"dashboard": "box"})
         assert again.status_code == 200, again.text
-        assert (await client.targets_once(lambda targets: targets[1] == 0))[1] == 0
+        contexts, pages, warm = await client.idle_targets()
+        assert pages == warm == contexts * client.app.state.supervisor.pool_size  # closed; pools full
     assert chromium_processes() == before  # terminated and reaped: no orphan, no zombie
+
+
+async def test_a_start_cancelled_while_chromium_launches_closes_what_it_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from screenshot_service.browser import pyppeteer as engine_module  # noqa: PLC0415  (optional extra)
+
+    spawned = asyncio.Event()
+    read_endpoint = engine_module._read_endpoint
+
+    async def read_endpoint_seen(stream: asyncio.StreamReader) -> str:
+        spawned.set()  # Chromium is spawned; its DevTools address is not read yet
+        return await read_endpoint(stream)
+
+    monkeypatch.setattr(engine_module, "_read_endpoint", read_endpoint_seen)
+    engine = engine_module.PyppeteerEngine(service_settings(0, engine="pyppeteer"), lambda: None)
+    starting = asyncio.ensure_future(engine.start())
+    await asyncio.wait_for(spawned.wait(), 30)
+    pid = engine.pid
+    assert pid is not None
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    try:
+        # Chromium is stopped and reaped (its helpers are killed with its process group), and the
+        # egress port closed: left open, its socket's ResourceWarning fails a later test.
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        assert not engine._egress._ports
+    finally:
+        await engine.close()  # (nothing left to close when the start cleaned up)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)

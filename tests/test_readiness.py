@@ -78,7 +78,8 @@ async def test_refuse_partial_makes_a_never_still_page_a_504(engine_service: Ser
     assert problem["step"] == "auto"
     assert "canvas:canvas#live" in problem["detail"]
     assert response.headers["x-render-readiness"] == "timeout:auto"
-    assert (await engine_service.targets_once(lambda targets: targets[1] == 0))[1] == 0
+    contexts, pages, warm = await engine_service.idle_targets()
+    assert pages == warm == contexts * engine_service.app.state.supervisor.pool_size  # its page closed
 
 
 @pytest.mark.parametrize("dashboard", ["box", "spinner"])

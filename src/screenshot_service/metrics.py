@@ -28,10 +28,33 @@ BROWSER_CRASHES = Counter(
 BROWSER_RECYCLES = Counter(
     "screenshot_browser_recycles_total", "Healthy browsers replaced, by reason (renders, memory).", ["reason"]
 )
-BROWSER_RSS = Gauge("screenshot_browser_rss_bytes", "Resident memory of the current browser's processes.")
+BROWSER_RSS = Gauge(
+    "screenshot_browser_rss_bytes",
+    "Resident memory of the current browser's processes (their proportional shares, PSS, summed).",
+)
 BROWSER_RSS_LIMIT = Gauge(
     "screenshot_browser_rss_limit_bytes",
     "The resident memory past which the browser is recycled (SCREENSHOT_BROWSER_MAX_RSS_MB; 0 = none).",
+)
+BROWSER_UP = Gauge(
+    "screenshot_browser_up", "1 while a browser is connected and rendering; 0 while it is down or released."
+)
+BROWSER_RELEASED = Gauge(
+    "screenshot_browser_released",
+    "1 while the browser is closed on purpose for idleness (SCREENSHOT_BROWSER_IDLE_RELEASE_S); the next "
+    "render launches it again.",
+)
+"""Both read from the running browser supervisors when scraped (see ``browser.supervisor``)."""
+BROWSER_IDLE_RELEASES = Counter(
+    "screenshot_browser_idle_releases_total", "Times the browser was closed after a quiet period."
+)
+CONTEXTS_TRIMMED = Counter(
+    "screenshot_contexts_trimmed_total", "Shared dashboard contexts closed for not being used lately."
+)
+PAGE_POOL = Counter(
+    "screenshot_page_pool_total",
+    "Renders in a dashboard context that took a warm page (hit) or had to open one (miss).",
+    ["result"],
 )
 QUEUE_DEPTH = Gauge("screenshot_render_queue_depth", "Renders waiting for a render slot.")
 QUEUE_WAIT_SECONDS = Histogram(

@@ -77,7 +77,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     browser_recycle_after: Annotated[int, msgspec.Meta(ge=0)] = 1000
     """Replace the browser after this many renders (0: never); renders in flight finish on the old one."""
     browser_max_rss_mb: Annotated[int, msgspec.Meta(ge=0)] = 2048
-    """Replace the browser when its processes' resident memory passes this (0: no limit)."""
+    """Replace the browser when its processes' resident memory passes this (0: no limit); each process
+    counts its proportional share (PSS) of the pages it shares with others."""
+    page_pool_size: Annotated[int, msgspec.Meta(ge=-1, le=64)] = -1
+    """Blank pages each dashboard's context keeps opened and prepared ahead of need, so a render starts
+    at navigation; a page is used by one render and closed, the pool refilled after it. ``-1``: half the
+    render slots (``SCREENSHOT_RENDER_CONCURRENCY``), at least one: each warm page is a renderer process,
+    and a render that finds the pool empty only opens its own page, as without one. ``0``: no pool.
+    Raw-URL renders never get one."""
+    browser_idle_release_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 300
+    """Close the browser after this many seconds without renders (0: never); the next render launches it
+    again (the readiness probe does not, so a kubelet's probes cannot keep it up). 300 s by default: a
+    bot that sends a few pictures an hour idles far longer than it renders, so its memory goes back to
+    the node between conversations, while the follow-ups of one conversation find the browser warm."""
+    context_idle_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 600
+    """Close the shared context (and its warm pages) of a dashboard not rendered for this many seconds
+    (0: never); the next render of it opens a new one."""
     page_heap_mb: Annotated[int, msgspec.Meta(ge=0, le=16_384)] = 1024
     """JavaScript heap limit of a page; a page that passes it crashes its tab, not the service (0: V8's)."""
     encode_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=120_000)] = 10_000
@@ -155,6 +170,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def self_url(self) -> str:
         """Base URL of the service itself, used for the demo dashboard's template."""
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def pool_size(self) -> int:
+        """Warm pages per dashboard context: ``page_pool_size``, or half the render slots when it is -1."""
+        return -(-self.render_concurrency // 2) if self.page_pool_size < 0 else self.page_pool_size
 
     @property
     def meta_configured(self) -> bool:

@@ -32,6 +32,24 @@ async def box(request: Request[Any, Any, State]) -> str:
     return BOX_PAGE % (seen,)
 
 
+FRESH_PAGE = """<!doctype html><html><body style="margin:0">
+<script>
+  // A tab that rendered before remembers it (window.name and sessionStorage live as long as the tab):
+  // green for a fresh page, red for a reused one.
+  const reused = window.name === "rendered" || sessionStorage.getItem("rendered") !== null;
+  window.name = "rendered";
+  sessionStorage.setItem("rendered", "1");
+  document.body.style.background = reused ? "#f00" : "#0f0";
+</script></body></html>"""
+FRESH_COLOUR = (0, 255, 0)
+"""The colour of /fresh in a page that rendered nothing before."""
+
+
+@get("/fresh", media_type=MediaType.HTML)
+async def fresh() -> str:
+    return FRESH_PAGE
+
+
 @get("/never-ready", media_type=MediaType.HTML)
 async def never_ready() -> str:
     return "<!doctype html><html><body><p>waiting for a selector that never comes</p></body></html>"
@@ -187,6 +205,7 @@ def create_pages_app() -> Litestar:
     return Litestar(
         [
             box,
+            fresh,
             never_ready,
             hang,
             broken,

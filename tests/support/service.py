@@ -71,6 +71,23 @@ class ServiceClient(httpx.AsyncClient):
 
         return self.server.call(read)
 
+    async def idle_targets(self, timeout_s: float = 15) -> tuple[int, int, int]:
+        """(contexts, pages, warm pages) once no render holds a page and the pools are full: every page
+        open is a warm one, ``pool_size`` per shared context (a page or a fresh context left open
+        breaks the rule); or as they are when ``timeout_s`` passed."""
+        supervisor: Supervisor = self.app.state.supervisor
+
+        async def read() -> tuple[int, int, int]:
+            return (*supervisor.open_targets(), supervisor.warm_pages())
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while True:
+            contexts, pages, warm = self.server.call(read)
+            if pages == warm == contexts * supervisor.pool_size or loop.time() >= end:
+                return contexts, pages, warm
+            await asyncio.sleep(0.05)
+
     async def targets_once(
         self, settled: Callable[[tuple[int, int]], bool], timeout_s: float = 15
     ) -> tuple[int, int]:

@@ -376,6 +376,11 @@ class EngineContext(Protocol):
         """Close the context and its pages; bounded, never raises."""
         ...
 
+    @property
+    def warm_pages(self) -> int:
+        """Pages opened ahead of need and waiting in the context's pool."""
+        ...
+
 
 class Engine(Protocol):
     """A browser: launched (or connected to) once, then asked for contexts."""
@@ -396,7 +401,9 @@ class Engine(Protocol):
         """Chromium's main process, leader of its process group; None for a remote browser."""
         ...
 
-    async def new_context(self, spec: ContextSpec) -> EngineContext: ...
+    async def new_context(self, spec: ContextSpec, pool_size: int = 0) -> EngineContext:
+        """A context made with ``spec``; with ``pool_size``, it keeps that many warm pages."""
+        ...
 
     def open_targets(self) -> tuple[int, int]:
         """(contexts, pages) the browser has open: what tests and metrics check for leaks."""

@@ -45,6 +45,7 @@ from .capture import (
     without_headers,
 )
 from .flags import chromium_args
+from .pool import PagePool
 from .processes import find_group_leader
 from .settle import NetworkWatch, evaluated
 
@@ -122,7 +123,7 @@ class PlaywrightEngine:
         contexts = self._browser.contexts if self._browser is not None else []
         return len(contexts), sum(len(context.pages) for context in contexts)
 
-    async def new_context(self, spec: ContextSpec) -> PlaywrightContext:
+    async def new_context(self, spec: ContextSpec, pool_size: int = 0) -> PlaywrightContext:
         if self._browser is None or not self._browser.is_connected():
             raise BrowserUnavailable("The browser is not running; it is being restarted.")
         gate = spec.gate(self._policy)
@@ -142,7 +143,7 @@ class PlaywrightEngine:
         except BaseException:
             await egress.close()
             raise
-        opened = PlaywrightContext(context, gate, spec.scale, egress)
+        opened = PlaywrightContext(context, gate, spec.scale, egress, pool_size)
         try:
             await opened.prepare(spec)
         except BaseException:
@@ -221,15 +222,26 @@ async def _guard_redirects(
     return session
 
 
-class PlaywrightContext:
-    """A Playwright browser context; each capture gets a new page in it."""
+_WarmPage = tuple[Page, CDPSession]
+"""A page and its guarding CDP session, ready to navigate."""
 
-    def __init__(self, context: BrowserContext, gate: Gate, scale: float, egress: EgressPort) -> None:
+
+class PlaywrightContext:
+    """A Playwright browser context; each capture gets a new page in it (a warm one from its pool)."""
+
+    def __init__(
+        self, context: BrowserContext, gate: Gate, scale: float, egress: EgressPort, pool_size: int = 0
+    ) -> None:
         self._context = context
         self._gate = gate
         self._scale = scale
         self._egress = egress
         self._headers: dict[str, str] = {}
+        self._pool: PagePool[_WarmPage] | None = None
+        if pool_size > 0:
+            self._pool = PagePool(
+                pool_size, self._open_page, _close_warm, lambda warm: not warm[0].is_closed()
+            )
 
     async def prepare(self, spec: ContextSpec) -> None:
         """The context's cookies, and the network policy on every request of its pages."""
@@ -244,20 +256,43 @@ class PlaywrightContext:
             raise _translate(exc, "context") from exc
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
+        page: Page | None = None
         try:
-            page = await open_within(deadline, "open-page", self._context.new_page(), _close_page)
+            warm = self._pool.take() if self._pool is not None else None
+            if warm is None:
+                warm = await open_within(deadline, "open-page", self._open_page(), _close_warm)
+            page, session = warm
+            return await capture_page(_PlaywrightPage(page, session, self._scale), spec, deadline)
+        finally:
+            if page is not None:
+                await _close_page(page)
+            if self._pool is not None:
+                self._pool.refill()  # after every render, one that could not open its page too
+
+    @property
+    def warm_pages(self) -> int:
+        return len(self._pool) if self._pool is not None else 0
+
+    async def _open_page(self) -> _WarmPage:
+        """A new page with its redirect guard and focus emulation: ready to navigate."""
+        try:
+            page = await self._context.new_page()
         except PlaywrightError as exc:
             raise _translate(exc, "open-page") from exc
         try:
-            session = await deadline.run(
-                "open-page", lambda t: _guard_redirects(self._context, page, self._gate, self._headers)
-            )
-            return await capture_page(_PlaywrightPage(page, session, self._scale), spec, deadline)
-        finally:
+            session = await _guard_redirects(self._context, page, self._gate, self._headers)
+        except PlaywrightError as exc:
             await _close_page(page)
+            raise _translate(exc, "open-page") from exc
+        except BaseException:
+            await _close_page(page)
+            raise
+        return page, session
 
     async def close(self) -> None:
         try:
+            if self._pool is not None:
+                await self._pool.close()
             await close_within("context", self._context.close(), PlaywrightError)
         finally:
             await self._egress.close()
@@ -265,6 +300,10 @@ class PlaywrightContext:
 
 async def _close_page(page: Page) -> None:
     await close_within("page", page.close(), PlaywrightError)  # it may have died with its browser
+
+
+async def _close_warm(warm: _WarmPage) -> None:
+    await _close_page(warm[0])
 
 
 class _PlaywrightPage:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from .. import metrics
-from ..errors import ServiceError
+from ..errors import BrowserUnavailable, ServiceError
 from .capture import CaptureSpec, ContextSpec, Deadline, Wait
 from .supervisor import Supervisor
 
@@ -21,6 +22,11 @@ class BrowserProbe:
     A browser that is gone is relaunched (or reconnected to) by the check, as by a render, within the
     backoff: a replica that readiness probes took out of traffic comes back by itself. Probes that
     arrive together share one check, and its outcome is reused for ``cache_s``.
+
+    A browser released for idleness is not relaunched by a check: a kubelet probing every 10 s would
+    otherwise keep an idle bot's browser up for ever. The replica is ready (the released browser was
+    healthy, and the next render launches a new one) as long as Chromium can be launched: its
+    executable is there. The check's render does not count as use (it does not put off the release).
     """
 
     def __init__(self, supervisor: Supervisor, cache_s: float, timeout_ms: float = 5000) -> None:
@@ -30,7 +36,10 @@ class BrowserProbe:
         self._checked: tuple[float, ServiceError | None] | None = None
         self._lock = asyncio.Lock()
 
-    async def check(self) -> None:
+    async def check(self) -> str:
+        """``ok``, or how a released browser is ready; raises the error of a browser that is not."""
+        if self._supervisor.released:
+            return self._released()
         async with self._lock:
             now = time.monotonic()
             if self._checked is None or now - self._checked[0] >= self._cache_s:
@@ -38,10 +47,23 @@ class BrowserProbe:
             error = self._checked[1]
         if error is not None:
             raise error
+        return "ok"
+
+    def _released(self) -> str:
+        path = self._supervisor.chromium_path
+        if path is not None and not os.access(path, os.X_OK):
+            metrics.READY_CHECKS.labels("browser-unavailable").inc()
+            raise BrowserUnavailable(
+                f"The browser is released and cannot be launched again: {path} is not executable."
+            )
+        metrics.READY_CHECKS.labels("released").inc()
+        return "released (idle): the next render launches it"
 
     async def _check_once(self) -> ServiceError | None:
         try:
-            await self._supervisor.render(None, _BLANK_CONTEXT, _BLANK_CAPTURE, Deadline(self._timeout_ms))
+            await self._supervisor.render(
+                None, _BLANK_CONTEXT, _BLANK_CAPTURE, Deadline(self._timeout_ms), keeps_awake=False
+            )
         except ServiceError as exc:
             metrics.READY_CHECKS.labels(exc.slug).inc()
             return exc

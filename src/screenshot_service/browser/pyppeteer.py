@@ -44,6 +44,7 @@ from .capture import (
     without_headers,
 )
 from .flags import chromium_args
+from .pool import PagePool
 from .settle import NetworkWatch, evaluated
 
 _DEVTOOLS_RE = re.compile(rb"DevTools listening on (ws://\S+)")
@@ -68,8 +69,8 @@ class PyppeteerEngine:
 
     async def start(self) -> None:
         self._dead = False
-        endpoint = self._settings.browser_ws_endpoint or await self._launch()
         try:
+            endpoint = self._settings.browser_ws_endpoint or await self._launch()
             if endpoint.startswith(("http://", "https://")):
                 endpoint = await _websocket_url(endpoint)
             self._browser = await asyncio.wait_for(
@@ -78,6 +79,9 @@ class PyppeteerEngine:
         except (PyppeteerError, OSError, TimeoutError, httpx.HTTPError, KeyError, ValueError) as exc:
             await self.close()
             raise BrowserUnavailable("Chromium could not be reached over DevTools.") from exc
+        except asyncio.CancelledError:
+            await self.close()  # the refuse-all proxy port and the Chromium this start began
+            raise
         self._browser.on("disconnected", self._lost)
 
     async def _launch(self) -> str:
@@ -154,7 +158,7 @@ class PyppeteerEngine:
         pages = sum(1 for t in self._browser.targets() if t.type == "page" and t.browserContext.isIncognito())
         return contexts, pages
 
-    async def new_context(self, spec: ContextSpec) -> PyppeteerContext:
+    async def new_context(self, spec: ContextSpec, pool_size: int = 0) -> PyppeteerContext:
         if not self.connected:
             raise BrowserUnavailable("The browser is not running; it is being restarted.")
         gate = spec.gate(self._policy)
@@ -168,7 +172,7 @@ class PyppeteerEngine:
         except BaseException:
             await egress.close()
             raise
-        return PyppeteerContext(self, context, spec, gate, egress)
+        return PyppeteerContext(self, context, spec, gate, egress, pool_size=pool_size)
 
     async def _new_browser_context(self, proxy_url: str) -> Any:
         """pyppeteer's ``createIncognitoBrowserContext``, with the context's own proxy (which it cannot
@@ -191,27 +195,42 @@ class PyppeteerEngine:
             self._lost()  # (pyppeteer answers None, hence the TypeError, on a closed connection)
 
 
+_WarmPage = tuple[Any, asyncio.Event]
+"""A prepared page, and the event its crash sets."""
+
+
 class PyppeteerContext:
-    """An incognito context; pyppeteer sets headers, cookies and emulation per page, so we do it here."""
+    """An incognito context; pyppeteer sets headers, cookies and emulation per page, so we do it here.
+    Each capture gets a new page (a warm one from the context's pool)."""
 
     def __init__(
-        self, engine: PyppeteerEngine, context: Any, spec: ContextSpec, gate: Gate, egress: EgressPort
+        self,
+        engine: PyppeteerEngine,
+        context: Any,
+        spec: ContextSpec,
+        gate: Gate,
+        egress: EgressPort,
+        *,
+        pool_size: int = 0,
     ) -> None:
         self._engine = engine
         self._context = context
         self._spec = spec
         self._gate = gate
         self._egress = egress
+        self._pool: PagePool[_WarmPage] | None = None
+        if pool_size > 0:
+            self._pool = PagePool(
+                pool_size, self._open_page, _close_warm, lambda warm: not warm[0].isClosed()
+            )
 
     async def capture(self, spec: CaptureSpec, deadline: Deadline) -> Shot:
         page: Any = None
         try:
-            page = await open_within(deadline, "open-page", self._context.newPage(), _close_page)
-            crashed = asyncio.Event()
-            # Without a listener, pyppeteer raises the crash inside its connection's reader and the
-            # whole connection dies with one tab; with it, only this render fails.
-            page.on("error", lambda _: crashed.set())
-            await deadline.run("open-page", lambda t: self._prepare(page))
+            warm = self._pool.take() if self._pool is not None else None
+            if warm is None:
+                warm = await open_within(deadline, "open-page", self._open_page(), _close_warm)
+            page, crashed = warm
             return await _unless_crashed(capture_page(_PyppeteerPage(page), spec, deadline), crashed)
         except PyppeteerError as exc:
             await self._engine._check_alive()
@@ -222,6 +241,34 @@ class PyppeteerContext:
         finally:
             if page is not None:
                 await _close_page(page)
+            if self._pool is not None:
+                self._pool.refill()
+
+    @property
+    def warm_pages(self) -> int:
+        return len(self._pool) if self._pool is not None else 0
+
+    async def _open_page(self) -> _WarmPage:
+        """A new page with its crash listener, request interception and emulation: ready to navigate."""
+        try:
+            page = await self._context.newPage()
+        except PyppeteerError as exc:
+            await self._engine._check_alive()
+            raise _translate(exc, "open-page") from exc
+        crashed = asyncio.Event()
+        # Without a listener, pyppeteer raises the crash inside its connection's reader and the whole
+        # connection dies with one tab; with it, only this render fails.
+        page.on("error", lambda _: crashed.set())
+        try:
+            await self._prepare(page)
+        except PyppeteerError as exc:
+            await _close_page(page)
+            await self._engine._check_alive()
+            raise _translate(exc, "open-page") from exc
+        except BaseException:
+            await _close_page(page)
+            raise
+        return page, crashed
 
     async def _prepare(self, page: Any) -> None:
         spec = self._spec
@@ -248,6 +295,8 @@ class PyppeteerContext:
 
     async def close(self) -> None:
         try:
+            if self._pool is not None:
+                await self._pool.close()
             await close_within("context", self._context.close(), *_GONE)
         finally:
             await self._egress.close()
@@ -366,6 +415,10 @@ _GONE = (PyppeteerError, OSError, asyncio.InvalidStateError)
 
 async def _close_page(page: Any) -> None:
     await close_within("page", page.close(), *_GONE)
+
+
+async def _close_warm(warm: _WarmPage) -> None:
+    await _close_page(warm[0])
 
 
 async def _unless_crashed(work: Coroutine[Any, Any, Shot], crashed: asyncio.Event) -> Shot:

@@ -51,6 +51,8 @@ def open_targets_everywhere() -> tuple[int, int]:
 
 metrics.BROWSER_CONTEXTS.set_function(lambda: open_targets_everywhere()[0])
 metrics.BROWSER_PAGES.set_function(lambda: open_targets_everywhere()[1])
+metrics.BROWSER_UP.set_function(lambda: any(supervisor.connected for supervisor in list(_RUNNING)))
+metrics.BROWSER_RELEASED.set_function(lambda: any(supervisor.released for supervisor in list(_RUNNING)))
 
 
 def backoff_s(failures: int) -> float:
@@ -71,6 +73,10 @@ class _Browser:
         """Chromium's crash handlers for this browser: they leave its process group."""
         self.contexts: dict[str, EngineContext] = {}
         self.context_locks: dict[str, asyncio.Lock] = {}
+        self.context_users: dict[str, int] = {}
+        """Renders using each shared context right now: one in use is never trimmed."""
+        self.context_used: dict[str, float] = {}
+        """When each shared context was last used (monotonic)."""
         self.in_flight = 0
         self.renders = 0
         self.started = time.monotonic()
@@ -94,7 +100,13 @@ class Supervisor:
 
     Contexts are kept per key (a dashboard with its default context options) so a dashboard's cookies
     and headers stay its own without paying for a new context on every render; a render with no key
-    (a raw URL, or overridden context options) gets a fresh context that is closed after it.
+    (a raw URL, or overridden context options) gets a fresh context that is closed after it. A shared
+    context keeps ``pool_size`` warm pages (see :mod:`.pool`), and is closed when its dashboard has not
+    been rendered for ``context_idle_s``.
+
+    Light when idle: after ``browser_idle_release_s`` without renders the browser is closed (released)
+    and the next render launches a new one. Readiness checks are not renders: they neither keep the
+    browser up nor launch a released one (see :meth:`released`).
     """
 
     def __init__(self, settings: Settings, engine_factory: EngineFactory = create_engine) -> None:
@@ -111,6 +123,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+        self._released = False
+        self._last_render = time.monotonic()
 
     @property
     def engine_name(self) -> str:
@@ -119,6 +133,21 @@ class Supervisor:
     @property
     def connected(self) -> bool:
         return self._current is not None and self._current.alive
+
+    @property
+    def chromium_path(self) -> str | None:
+        """The executable a launch runs; None when the browser is a remote one."""
+        return None if self._settings.browser_ws_endpoint else self._settings.chromium_path
+
+    @property
+    def browser_pid(self) -> int | None:
+        """The current browser's main process; None while there is none, or it is a remote one."""
+        return self._current.pgid if self._current is not None else None
+
+    @property
+    def released(self) -> bool:
+        """Whether the browser is closed on purpose for idleness; the next render launches it again."""
+        return self._released and self._current is None
 
     @property
     def generation(self) -> int:
@@ -135,6 +164,7 @@ class Supervisor:
         self._reaper.start()  # orphans of a crashed Chromium come to us, to be reaped
         if self._watcher is None:
             self._watcher = asyncio.create_task(self._watch())
+        self._last_render = time.monotonic()
         self._install(await self._launch_browser())
 
     async def close(self) -> None:
@@ -158,10 +188,19 @@ class Supervisor:
     # --- Rendering ------------------------------------------------------------------------------
 
     async def render(
-        self, key: str | None, context: ContextSpec, capture: CaptureSpec, deadline: Deadline
+        self,
+        key: str | None,
+        context: ContextSpec,
+        capture: CaptureSpec,
+        deadline: Deadline,
+        *,
+        keeps_awake: bool = True,
     ) -> Shot:
         """Capture one page in the current browser; pages (and a keyless context) are closed on every
-        path, and a render whose browser dies under it fails at once with a 503."""
+        path, and a render whose browser dies under it fails at once with a 503. A render that does
+        not ``keeps_awake`` (a readiness check) does not put off the browser's idle release."""
+        if keeps_awake:
+            self._last_render = time.monotonic()
         browser = await self._browser_for(deadline)
         browser.in_flight += 1
         try:
@@ -169,6 +208,8 @@ class Supervisor:
         finally:
             browser.in_flight -= 1
             browser.renders += 1
+            if keeps_awake:
+                self._last_render = time.monotonic()
             self._after_render(browser)
 
     async def _render_in(
@@ -203,22 +244,33 @@ class Supervisor:
             finally:
                 await fresh.close()
         shared = await self._context_for(browser, key, context, deadline)
-        return await shared.capture(capture, deadline)
+        try:
+            return await shared.capture(capture, deadline)
+        finally:
+            browser.context_users[key] -= 1
+            browser.context_used[key] = time.monotonic()
 
     async def _context_for(
         self, browser: _Browser, key: str, spec: ContextSpec, deadline: Deadline
     ) -> EngineContext:
+        """The shared context of ``key``, counted as in use (the caller uncounts it)."""
         lock = browser.context_locks.setdefault(key, asyncio.Lock())
         async with lock:
             context = browser.contexts.get(key)
             if context is None:
-                context = await self._new_context(browser, spec, deadline)
+                pool_size = self._settings.pool_size
+                context = await self._new_context(browser, spec, deadline, pool_size)
                 browser.contexts[key] = context
+            browser.context_users[key] = browser.context_users.get(key, 0) + 1
+            browser.context_used[key] = time.monotonic()
             return context
 
     @staticmethod
-    async def _new_context(browser: _Browser, spec: ContextSpec, deadline: Deadline) -> EngineContext:
-        return await open_within(deadline, "context", browser.engine.new_context(spec), _close_context)
+    async def _new_context(
+        browser: _Browser, spec: ContextSpec, deadline: Deadline, pool_size: int = 0
+    ) -> EngineContext:
+        opening = browser.engine.new_context(spec, pool_size)
+        return await open_within(deadline, "context", opening, _close_context)
 
     async def _browser_for(self, deadline: Deadline) -> _Browser:
         """The current browser; while it is being (re)launched, the launch, within the deadline."""
@@ -266,6 +318,7 @@ class Supervisor:
             self._spawn(self._dispose(browser))
             return
         old, self._current = self._current, browser
+        self._released = False
         if old is not None and old is not browser:
             self._drain(old)
 
@@ -288,7 +341,8 @@ class Supervisor:
         current = self._current
         if current is not None and current.alive:
             return current
-        metrics.BROWSER_RESTARTS.inc()
+        if not self._released:  # a relaunch after an idle release is no restart
+            metrics.BROWSER_RESTARTS.inc()
         try:
             browser = await self._launch_browser()
         except BrowserUnavailable as exc:
@@ -356,6 +410,7 @@ class Supervisor:
         self._draining.discard(browser)
         contexts = list(browser.contexts.values())
         browser.contexts.clear()
+        browser.context_used.clear()
         try:
             for context in contexts:
                 await context.close()
@@ -365,13 +420,55 @@ class Supervisor:
         log.info("browser closed", generation=browser.number, renders=browser.renders)
 
     async def _watch(self) -> None:
-        """Reap orphans of every browser we launched; recycle the current one when it grows too big."""
+        """Reap orphans of every browser we launched; recycle the current one when it grows too big;
+        close what has been idle too long."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self._reaper.busy:
                 current = await asyncio.to_thread(self._watch_once, self._current)
                 if current is not None:
                     self._retire(current, "memory")
+            now = time.monotonic()
+            self._trim_contexts(now)
+            self._release_if_idle(now)
+
+    def _trim_contexts(self, now: float) -> None:
+        """Close the shared contexts (and their warm pages) of dashboards not rendered lately."""
+        limit = self._settings.context_idle_s
+        if not limit:
+            return
+        for browser in (self._current, *self._draining):
+            if browser is None or browser.closing:
+                continue
+            for key, used in list(browser.context_used.items()):
+                if browser.context_users.get(key, 0) or now - used < limit:
+                    continue
+                context = browser.contexts.pop(key, None)
+                del browser.context_used[key]
+                browser.context_users.pop(key, None)
+                if context is not None:
+                    metrics.CONTEXTS_TRIMMED.inc()
+                    log.info(
+                        "context closed for idleness", generation=browser.number, idle_s=round(now - used)
+                    )
+                    self._spawn(context.close())
+
+    def _release_if_idle(self, now: float) -> None:
+        """Close the browser after ``browser_idle_release_s`` without renders; the next render relaunches."""
+        limit = self._settings.browser_idle_release_s
+        current = self._current
+        if not limit or current is None or self._closed or now - self._last_render < limit:
+            return
+        if current.in_flight or current.retiring or self._draining or not current.alive:
+            return
+        self._current = None
+        self._released = True
+        metrics.BROWSER_IDLE_RELEASES.inc()
+        metrics.BROWSER_RSS.set(0)
+        log.info(
+            "browser released for idleness", generation=current.number, idle_s=round(now - self._last_render)
+        )
+        self._spawn(self._dispose(current))
 
     def _watch_once(self, current: _Browser | None) -> _Browser | None:
         """One look at the process table (in a thread): reap, measure; the browser to recycle, if any."""
@@ -391,6 +488,18 @@ class Supervisor:
         task.add_done_callback(_retrieve)
 
     # --- Introspection ------------------------------------------------------------------------------
+
+    @property
+    def pool_size(self) -> int:
+        """Warm pages each shared context keeps."""
+        return self._settings.pool_size
+
+    def warm_pages(self) -> int:
+        """Pages waiting in the pools of the current browser's shared contexts."""
+        current = self._current
+        if current is None or current.closing:
+            return 0
+        return sum(context.warm_pages for context in current.contexts.values())
 
     def open_targets(self) -> tuple[int, int]:
         """(browser contexts, pages) open right now, as the browsers themselves count them."""

@@ -31,17 +31,17 @@ async def readyz(
     probe: NamedDependency[BrowserProbe], settings: NamedDependency[Settings]
 ) -> Response[Health]:
     checks: dict[str, str] = {}
+    ready = True
     try:
-        await probe.check()
-        checks["browser"] = "ok"
+        checks["browser"] = await probe.check()
     except ServiceError as exc:
         checks["browser"] = exc.detail
+        ready = False
     checks["meta"] = (
         "ok"
         if settings.meta_configured
         else "not configured: set SCREENSHOT_META_PHONE_NUMBER_ID and SCREENSHOT_META_ACCESS_TOKEN"
     )
-    ready = checks["browser"] == "ok"
     return Response(
         Health(status="ok" if ready else "unavailable", checks=checks),
         status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
