@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 STABLE_AFTER_S = 30.0
 """A browser that lived this long before it died resets the relaunch backoff."""
 MAX_BACKOFF_S = 30.0
+CLOSE_TASKS_S = 10.0
+"""How long closing waits for disposals and replacements under way before it cancels them."""
 WATCH_INTERVAL_S = 1.0
 """How often orphans are reaped and the browser's memory is measured."""
 
@@ -180,8 +182,7 @@ class Supervisor:
         self._current = None
         for browser in browsers:
             await self._dispose(browser)
-        if self._tasks:  # disposals and replacements under way
-            await asyncio.wait(list(self._tasks), timeout=10)
+        await self._finish_tasks(CLOSE_TASKS_S)
         await self._reaper.close()
         _RUNNING.discard(self)
 
@@ -404,6 +405,19 @@ class Supervisor:
         else:
             self._install(browser)
 
+    async def _finish_tasks(self, bound_s: float) -> None:
+        """Wait for disposals and replacements under way, and for those they start meanwhile (a
+        replacement that lands after :meth:`close` disposes of its browser in a task of its own);
+        past ``bound_s`` the rest are cancelled, and their cleanup awaited. A task left to the event
+        loop's end would be cut short there, its browser's proxy ports and processes left open."""
+        end = time.monotonic() + bound_s
+        while self._tasks and (left := end - time.monotonic()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=bound_s)
+
     async def _dispose(self, browser: _Browser) -> None:
         """Close a browser's contexts and the browser, kill what is left of its group, reap it."""
         browser.closing = True
@@ -414,9 +428,11 @@ class Supervisor:
         try:
             for context in contexts:
                 await context.close()
-            await browser.engine.close()
         finally:
-            await self._reaper.release(browser.pgid, browser.helpers)
+            try:
+                await browser.engine.close()  # cut short above, the browser and its ports still close
+            finally:
+                await self._reaper.release(browser.pgid, browser.helpers)
         log.info("browser closed", generation=browser.number, renders=browser.renders)
 
     async def _watch(self) -> None:
