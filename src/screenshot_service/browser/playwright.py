@@ -315,15 +315,7 @@ class _PlaywrightPage:
         self._page = page
         self._session = session
         self._scale = scale  # the context's device scale factor, which our CDP session does not see
-        self.network = NetworkWatch()
-        page.on("request", lambda request: self._count(request, self.network.request_started))
-        page.on("requestfinished", lambda request: self._count(request, self.network.request_ended))
-        page.on("requestfailed", lambda request: self._count(request, self.network.request_ended))
-
-    @staticmethod
-    def _count(request: Request, change: Callable[[], None]) -> None:
-        if request.resource_type != "eventsource":  # a stream that never ends is not "in flight"
-            change()
+        self.network = NetworkWatch.of(page, lambda request: request.resource_type)
 
     async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
         response = await self._call("navigate", self._page.goto(url, wait_until=until, timeout=timeout_ms))  # type: ignore[arg-type]

@@ -327,15 +327,7 @@ class _PyppeteerPage:
 
     def __init__(self, page: Any) -> None:
         self._page = page
-        self.network = NetworkWatch()
-        page.on("request", lambda request: self._count(request, self.network.request_started))
-        page.on("requestfinished", lambda request: self._count(request, self.network.request_ended))
-        page.on("requestfailed", lambda request: self._count(request, self.network.request_ended))
-
-    @staticmethod
-    def _count(request: Any, change: Callable[[], None]) -> None:
-        if request.resourceType != "eventsource":  # a stream that never ends is not "in flight"
-            change()
+        self.network = NetworkWatch.of(page, lambda request: request.resourceType)
 
     async def goto(self, url: str, until: str, timeout_ms: float) -> int | None:
         response = await self._page.goto(url, waitUntil=_UNTIL[until], timeout=timeout_ms)

@@ -27,6 +27,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -190,6 +191,21 @@ class NetworkWatch:
         self._last = time.monotonic()
         self._idle = asyncio.Event()
         self._idle.set()
+
+    @classmethod
+    def of(cls, page: Any, resource_type: Callable[[Any], str]) -> NetworkWatch:
+        """A watch fed by ``page``'s request events, which Playwright and pyppeteer name alike;
+        ``resource_type`` reads a request's type in the engine's spelling. An EventSource stream never
+        ends, so it is not counted as in flight."""
+        watch = cls()
+
+        def counted(change: Callable[[], None]) -> Callable[[Any], None]:
+            return lambda request: None if resource_type(request) == "eventsource" else change()
+
+        page.on("request", counted(watch.request_started))
+        page.on("requestfinished", counted(watch.request_ended))
+        page.on("requestfailed", counted(watch.request_ended))
+        return watch
 
     def request_started(self) -> None:
         self.inflight += 1
